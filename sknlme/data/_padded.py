@@ -1,0 +1,138 @@
+"""Rectangular (padded) arrays of a whole population.
+
+Simulators and neural networks work on rectangular arrays. :class:`Padded`
+holds a population's records right-padded to the longest individual, with
+explicit masks, never a bare sentinel value: padded time points carry
+``obs_mask == False`` and padded doses carry ``dose_mask == False`` and amount 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._records import IndividualRecords, check_individuals, make_individuals
+
+
+@dataclass
+class Padded:
+    """A population's records as padded arrays.
+
+    Attributes
+    ----------
+    times : ndarray of shape (n, T)
+        Observation times; padded entries repeat the last real time.
+    values : ndarray of shape (n, T, n_outputs)
+        Observed (or simulated) values; ``NaN`` where missing or padded.
+    obs_mask : ndarray of shape (n, T), bool
+        True where the time point is a real record of the individual.
+    dose_times : ndarray of shape (n, D)
+        Dose times; padded entries are 0.
+    dose_amounts : ndarray of shape (n, D)
+        Dose amounts; padded entries are 0 (they add nothing by superposition).
+    dose_mask : ndarray of shape (n, D), bool
+        True where the dose is a real event.
+    """
+
+    times: np.ndarray
+    values: np.ndarray
+    obs_mask: np.ndarray
+    dose_times: np.ndarray
+    dose_amounts: np.ndarray
+    dose_mask: np.ndarray
+
+    @property
+    def n_individuals(self):
+        return self.times.shape[0]
+
+    @property
+    def n_outputs(self):
+        return self.values.shape[2]
+
+    def value_mask(self):
+        """True where a value was observed (a real record, not NaN)."""
+        return self.obs_mask[..., None] & ~np.isnan(self.values)
+
+    def to_records(self):
+        """Split into one :class:`IndividualRecords` per individual."""
+        out = []
+        for i in range(self.n_individuals):
+            m, d = self.obs_mask[i], self.dose_mask[i]
+            out.append(
+                IndividualRecords(
+                    self.times[i, m],
+                    self.values[i, m],
+                    self.dose_times[i, d],
+                    self.dose_amounts[i, d],
+                )
+            )
+        return out
+
+
+def _pad_rows(rows, width, fill, dtype):
+    out = np.full((len(rows), width), fill, dtype=dtype)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = row
+    return out
+
+
+def pad_records(records, *, n_outputs=None):
+    """Stack a sequence of :class:`IndividualRecords` into :class:`Padded` arrays.
+
+    Parameters
+    ----------
+    records : sequence of IndividualRecords
+    n_outputs : int, default=None
+        Required number of outputs; inferred from the records when None.
+
+    Returns
+    -------
+    Padded
+    """
+    records = list(records)
+    if not records:
+        raise ValueError("no individuals")
+    outputs = {rec.n_outputs for rec in records}
+    if n_outputs is None:
+        if len(outputs) != 1:
+            raise ValueError(f"individuals have different numbers of outputs: {sorted(outputs)}")
+        n_outputs = outputs.pop()
+    n = len(records)
+    n_time = max(rec.n_obs for rec in records)
+    n_dose = max(rec.n_doses for rec in records)
+    times = np.zeros((n, n_time))
+    values = np.full((n, n_time, n_outputs), np.nan)
+    obs_mask = np.zeros((n, n_time), dtype=bool)
+    for i, rec in enumerate(records):
+        if rec.n_outputs != n_outputs:
+            raise ValueError(f"individual {i} has {rec.n_outputs} outputs, expected {n_outputs}")
+        k = rec.n_obs
+        times[i, :k] = rec.times
+        if k:
+            times[i, k:] = rec.times[-1]
+        values[i, :k] = rec.values
+        obs_mask[i, :k] = True
+    dose_times = _pad_rows([r.dose_times for r in records], n_dose, 0.0, float)
+    dose_amounts = _pad_rows([r.dose_amounts for r in records], n_dose, 0.0, float)
+    dose_mask = _pad_rows([np.ones(r.n_doses, bool) for r in records], n_dose, False, bool)
+    return Padded(times, values, obs_mask, dose_times, dose_amounts, dose_mask)
+
+
+def to_padded(X, *, n_outputs=None):
+    """Padded arrays of an individuals table (row order kept).
+
+    Examples
+    --------
+    >>> from sknlme.data import IndividualRecords, make_individuals, to_padded
+    >>> X = make_individuals([IndividualRecords([0, 1], [1, 2]), IndividualRecords([0], [3])])
+    >>> p = to_padded(X)
+    >>> p.times.shape, p.obs_mask.tolist()
+    ((2, 2), [[True, True], [True, False]])
+    """
+    return pad_records(check_individuals(X), n_outputs=n_outputs)
+
+
+def from_padded(padded, ids=None, covariates=None):
+    """Individuals table from :class:`Padded` arrays (inverse of :func:`to_padded`)."""
+    return make_individuals(padded.to_records(), ids=ids, covariates=covariates)

@@ -1,0 +1,211 @@
+"""Per-individual records and the individuals table.
+
+The scikit-learn sample of sknlme is the *individual*. An individuals table is
+a :class:`pandas.DataFrame` with one row per individual, indexed by ``ID``,
+whose covariates are ordinary columns and whose observations and dose events
+sit together, as one :class:`IndividualRecords` object, in the column
+``"records"``. Splitters (``KFold``), ``ColumnTransformer`` with
+``remainder="passthrough"`` and ``GridSearchCV`` move those objects around
+untouched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+RECORDS_COLUMN = "records"
+ID_NAME = "ID"
+
+
+def _as_readonly(array, dtype, ndim, name):
+    array = np.array(array, dtype=dtype, copy=True, ndmin=1)
+    if array.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-dimensional, got shape {array.shape}")
+    array.setflags(write=False)
+    return array
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class IndividualRecords:
+    """Observations and dose events of one individual.
+
+    Parameters
+    ----------
+    times : array-like of shape (n_obs,)
+        Observation times, sorted ascending, non-negative, unique.
+    values : array-like of shape (n_obs, n_outputs) or (n_obs,)
+        Observed values; ``NaN`` marks a missing value.
+    dose_times : array-like of shape (n_doses,), default=()
+        Times of dose events.
+    dose_amounts : array-like of shape (n_doses,), default=()
+        Dose amounts, all positive.
+
+    Examples
+    --------
+    >>> from sknlme.data import IndividualRecords
+    >>> rec = IndividualRecords([0.0, 1.0, 2.0], [1.0, 0.5, 0.25], [0.0], [4.0])
+    >>> rec
+    IndividualRecords(n_obs=3, n_outputs=1, n_doses=1)
+    >>> rec.values.shape
+    (3, 1)
+    """
+
+    times: np.ndarray
+    values: np.ndarray
+    dose_times: np.ndarray = field(default_factory=lambda: np.empty(0))
+    dose_amounts: np.ndarray = field(default_factory=lambda: np.empty(0))
+
+    def __post_init__(self):
+        times = _as_readonly(self.times, float, 1, "times")
+        values = np.array(self.values, dtype=float, copy=True)
+        if values.ndim == 1:
+            values = values[:, None]
+        if values.ndim != 2 or values.shape[0] != times.shape[0]:
+            raise ValueError(
+                f"values must have shape (n_obs, n_outputs) with n_obs={times.shape[0]}, "
+                f"got {values.shape}"
+            )
+        values.setflags(write=False)
+        dose_times = _as_readonly(self.dose_times, float, 1, "dose_times")
+        dose_amounts = _as_readonly(self.dose_amounts, float, 1, "dose_amounts")
+        if dose_times.shape != dose_amounts.shape:
+            raise ValueError("dose_times and dose_amounts must have the same length")
+        object.__setattr__(self, "times", times)
+        object.__setattr__(self, "values", values)
+        object.__setattr__(self, "dose_times", dose_times)
+        object.__setattr__(self, "dose_amounts", dose_amounts)
+
+    @property
+    def n_obs(self):
+        """Number of observation time points."""
+        return self.times.shape[0]
+
+    @property
+    def n_outputs(self):
+        """Number of observed outputs."""
+        return self.values.shape[1]
+
+    @property
+    def n_doses(self):
+        """Number of dose events."""
+        return self.dose_times.shape[0]
+
+    def __repr__(self):
+        return (
+            f"IndividualRecords(n_obs={self.n_obs}, n_outputs={self.n_outputs}, "
+            f"n_doses={self.n_doses})"
+        )
+
+    def __eq__(self, other):
+        if not isinstance(other, IndividualRecords):
+            return NotImplemented
+        return all(
+            a.shape == b.shape and np.array_equal(a, b, equal_nan=True)
+            for a, b in zip(self._arrays(), other._arrays(), strict=True)
+        )
+
+    __hash__ = None
+
+    def _arrays(self):
+        return (self.times, self.values, self.dose_times, self.dose_amounts)
+
+
+def make_individuals(records, ids=None, covariates=None):
+    """Build an individuals table from per-individual records.
+
+    Parameters
+    ----------
+    records : sequence of IndividualRecords
+        One entry per individual.
+    ids : array-like of shape (n_individuals,), default=None
+        Identifiers; ``1..n`` when omitted.
+    covariates : DataFrame or dict of array-like, default=None
+        Covariate columns, one value per individual (row order as ``records``).
+
+    Returns
+    -------
+    X : DataFrame
+        One row per individual, index named ``"ID"``, covariate columns
+        followed by the ``"records"`` column.
+
+    Examples
+    --------
+    >>> from sknlme.data import IndividualRecords, make_individuals
+    >>> rec = IndividualRecords([0.0, 1.0], [1.0, 0.5])
+    >>> X = make_individuals([rec, rec], covariates={"WT": [70.0, 80.0]})
+    >>> list(X.columns), X.index.name
+    (['WT', 'records'], 'ID')
+    """
+    records = list(records)
+    for i, rec in enumerate(records):
+        if not isinstance(rec, IndividualRecords):
+            raise TypeError(f"records[{i}] is {type(rec).__name__}, not IndividualRecords")
+    n = len(records)
+    if ids is None:
+        ids = np.arange(1, n + 1)
+    index = pd.Index(np.asarray(ids), name=ID_NAME)
+    if len(index) != n:
+        raise ValueError(f"got {len(index)} ids for {n} individuals")
+    if index.has_duplicates:
+        dup = index[index.duplicated()][0]
+        raise ValueError(f"ID {dup!r} appears more than once")
+    frame = pd.DataFrame(index=index)
+    if covariates is not None:
+        cov = pd.DataFrame(covariates).copy()
+        if len(cov) != n:
+            raise ValueError(f"covariates have {len(cov)} rows for {n} individuals")
+        if RECORDS_COLUMN in cov.columns:
+            raise ValueError(f"'{RECORDS_COLUMN}' is reserved and cannot be a covariate")
+        for column in cov.columns:
+            frame[column] = cov[column].to_numpy()
+    column = np.empty(n, dtype=object)
+    column[:] = records
+    frame[RECORDS_COLUMN] = column
+    return frame
+
+
+def check_individuals(X, *, name="X"):
+    """Check that ``X`` is an individuals table and return its records column.
+
+    Parameters
+    ----------
+    X : DataFrame
+        An individuals table as made by :func:`make_individuals`.
+    name : str, default="X"
+        Name used in error messages.
+
+    Returns
+    -------
+    records : list of IndividualRecords
+
+    Raises
+    ------
+    TypeError, ValueError
+        Naming the row whose records are not :class:`IndividualRecords`.
+    """
+    if not isinstance(X, pd.DataFrame):
+        raise TypeError(
+            f"{name} must be an individuals DataFrame (one row per individual with a "
+            f"'{RECORDS_COLUMN}' column), got {type(X).__name__}; see sknlme.data.from_long"
+        )
+    if RECORDS_COLUMN not in X.columns:
+        raise ValueError(
+            f"{name} has no '{RECORDS_COLUMN}' column; build it with "
+            "sknlme.data.from_long, read_nonmem, from_arrays or make_individuals"
+        )
+    records = list(X[RECORDS_COLUMN])
+    for ident, rec in zip(X.index, records, strict=True):
+        if not isinstance(rec, IndividualRecords):
+            raise TypeError(
+                f"{name}: individual {ident!r} has a '{RECORDS_COLUMN}' entry of type "
+                f"{type(rec).__name__}, not IndividualRecords"
+            )
+    return records
+
+
+def covariate_columns(X):
+    """Names of the covariate columns of an individuals table."""
+    return [c for c in X.columns if c != RECORDS_COLUMN]

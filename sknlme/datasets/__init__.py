@@ -1,0 +1,3 @@
+"""Shipped data sets, simulated populations and pretrained networks."""
+
+__all__ = []

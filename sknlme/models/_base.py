@@ -1,0 +1,266 @@
+"""The :class:`Model` base: parameters, prior, designs, simulation, likelihood."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.utils import check_random_state
+
+from ..data._padded import Padded, from_padded, to_padded
+from ..data._records import covariate_columns
+
+
+def _as_cov(prior_cov, d):
+    cov = np.asarray(prior_cov, dtype=float)
+    if cov.ndim == 1:
+        cov = np.diag(cov)
+    if cov.shape != (d, d):
+        raise ValueError(f"prior_cov must have shape ({d},) or ({d}, {d}), got {cov.shape}")
+    if not np.allclose(cov, cov.T):
+        raise ValueError("prior_cov must be symmetric")
+    try:
+        np.linalg.cholesky(cov)
+    except np.linalg.LinAlgError:
+        raise ValueError("prior_cov must be positive definite") from None
+    return cov
+
+
+class Model:
+    """Base class of an individual-level mechanistic model.
+
+    A model knows its parameters (on an unconstrained scale, e.g. log scale for
+    positive quantities), a normal training prior ``N(prior_mean, prior_cov)``
+    on that scale, how to sample study designs (observation times, doses,
+    simulator covariates) and how to simulate data of many individuals at
+    once. Models with an explicit observation model also give the exact
+    log-likelihood :meth:`log_likelihood`.
+
+    Subclasses implement :meth:`_simulate` (and optionally :meth:`_predict` and
+    :meth:`_log_likelihood`) and :meth:`sample_design`.
+
+    Parameters
+    ----------
+    param_names : sequence of str
+        Names of the individual parameters, on the model's (log) scale.
+    prior_mean : array-like of shape (n_params,)
+        Mean of the normal training prior.
+    prior_cov : array-like of shape (n_params,) or (n_params, n_params)
+        Variances or covariance of the training prior.
+    output_names : sequence of str, default=("y",)
+        Names of the observed outputs.
+    covariate_names : sequence of str, default=()
+        Individual covariates the simulator needs (e.g. body weight); they are
+        read from the individuals table columns of the same names.
+    name : str, default=None
+        Short name of the model; the class name when None.
+    """
+
+    def __init__(
+        self,
+        param_names,
+        prior_mean,
+        prior_cov,
+        output_names=("y",),
+        covariate_names=(),
+        name=None,
+    ):
+        self.param_names = tuple(str(p) for p in param_names)
+        d = len(self.param_names)
+        if d == 0 or len(set(self.param_names)) != d:
+            raise ValueError(f"param_names must be non-empty and unique, got {param_names}")
+        self.prior_mean = np.asarray(prior_mean, dtype=float).reshape(-1)
+        if self.prior_mean.shape != (d,):
+            raise ValueError(f"prior_mean must have {d} entries, got {self.prior_mean.shape}")
+        self.prior_cov = _as_cov(prior_cov, d)
+        self.output_names = tuple(output_names)
+        self.covariate_names = tuple(covariate_names)
+        self.name = name or type(self).__name__
+
+    # ------------------------------------------------------------------ prior
+    @property
+    def n_params(self):
+        """Number of individual parameters."""
+        return len(self.param_names)
+
+    @property
+    def n_outputs(self):
+        """Number of observed outputs."""
+        return len(self.output_names)
+
+    @property
+    def prior_std(self):
+        """Prior standard deviations."""
+        return np.sqrt(np.diag(self.prior_cov))
+
+    def sample_prior(self, n, random_state=None):
+        """Draw ``n`` parameter vectors from the training prior, shape (n, n_params)."""
+        rng = check_random_state(random_state)
+        chol = np.linalg.cholesky(self.prior_cov)
+        return self.prior_mean + rng.standard_normal((n, self.n_params)) @ chol.T
+
+    def prior_logpdf(self, phi):
+        """Log-density of the training prior at ``phi`` (..., n_params)."""
+        phi = np.asarray(phi, dtype=float)
+        chol = np.linalg.cholesky(self.prior_cov)
+        z = np.linalg.solve(chol, (phi - self.prior_mean).reshape(-1, self.n_params).T).T
+        logdet = 2.0 * np.log(np.diag(chol)).sum()
+        out = -0.5 * (z**2).sum(-1) - 0.5 * logdet - 0.5 * self.n_params * np.log(2 * np.pi)
+        return out.reshape(phi.shape[:-1])
+
+    # ----------------------------------------------------------------- design
+    def sample_design(self, n, random_state=None):
+        """Sample ``n`` study designs.
+
+        Returns
+        -------
+        design : Padded
+            Observation times and doses (values all NaN).
+        covariates : DataFrame or None
+            Simulator covariates, one row per individual.
+        """
+        raise NotImplementedError(f"{self.name} has no design distribution; pass design=")
+
+    # ------------------------------------------------------------- simulation
+    def _simulate(self, phi, design, covariates, rng):
+        """Simulate values of shape (n, T, n_outputs) for ``phi`` of shape (n, d)."""
+        pred = self._predict(phi, design, covariates)
+        return self._add_noise(pred, phi, rng)
+
+    def _predict(self, phi, design, covariates):
+        raise NotImplementedError
+
+    def _add_noise(self, pred, phi, rng):
+        raise NotImplementedError
+
+    def _covariate_array(self, covariates, n):
+        if not self.covariate_names:
+            return np.empty((n, 0))
+        if covariates is None:
+            raise ValueError(f"{self.name} needs covariates {list(self.covariate_names)}")
+        missing = [c for c in self.covariate_names if c not in covariates.columns]
+        if missing:
+            raise ValueError(f"{self.name} needs covariate columns {missing}, not in the data")
+        arr = covariates[list(self.covariate_names)].to_numpy(dtype=float)
+        bad = np.argwhere(~np.isfinite(arr))
+        if bad.size:
+            i, j = bad[0]
+            raise ValueError(
+                f"covariate {self.covariate_names[j]!r} of individual "
+                f"{covariates.index[i]!r} is {arr[i, j]!r}"
+            )
+        return arr
+
+    def simulate_padded(self, phi, design, covariates=None, random_state=None):
+        """Simulate on padded arrays: the fast path used for training.
+
+        Parameters
+        ----------
+        phi : ndarray of shape (n, n_params)
+        design : Padded
+        covariates : DataFrame, default=None
+        random_state : int, RandomState or None
+
+        Returns
+        -------
+        values : ndarray of shape (n, T, n_outputs)
+            ``NaN`` where ``design.obs_mask`` is False.
+        """
+        phi = np.ascontiguousarray(phi, dtype=float)
+        if phi.ndim != 2 or phi.shape[1] != self.n_params:
+            raise ValueError(f"phi must have shape (n, {self.n_params}), got {phi.shape}")
+        if phi.shape[0] != design.n_individuals:
+            raise ValueError(f"{phi.shape[0]} parameter vectors for {design.n_individuals} designs")
+        rng = check_random_state(random_state)
+        values = self._simulate(phi, design, covariates, rng)
+        values = np.where(design.obs_mask[..., None], values, np.nan)
+        return values
+
+    def simulate(self, n=None, *, design=None, phi=None, random_state=None):
+        """Simulate a population of individuals.
+
+        Parameters
+        ----------
+        n : int, default=None
+            Number of individuals; taken from ``design`` or ``phi`` if None.
+        design : DataFrame, default=None
+            An individuals table whose times, doses and covariates are reused
+            (its values are ignored). Sampled with :meth:`sample_design` when None.
+        phi : array-like of shape (n, n_params), default=None
+            Parameters; drawn from the training prior when None.
+        random_state : int, RandomState or None
+            Controls every draw (design, parameters, noise).
+
+        Returns
+        -------
+        X : DataFrame
+            Individuals table.
+        phi : DataFrame of shape (n, n_params)
+            The true parameters, indexed like ``X``.
+        """
+        rng = check_random_state(random_state)
+        if design is not None:
+            padded = to_padded(design)
+            covariates = design[covariate_columns(design)]
+            ids = design.index
+            n = padded.n_individuals if n is None else n
+            if n != padded.n_individuals:
+                raise ValueError(f"n={n} but design has {padded.n_individuals} individuals")
+        else:
+            if n is None:
+                if phi is None:
+                    raise ValueError("give n, design or phi")
+                n = len(phi)
+            padded, covariates = self.sample_design(n, rng)
+            ids = None
+        if phi is None:
+            phi = self.sample_prior(n, rng)
+        phi = np.asarray(phi, dtype=float)
+        values = self.simulate_padded(phi, padded, covariates, rng)
+        padded = Padded(
+            padded.times,
+            values,
+            padded.obs_mask,
+            padded.dose_times,
+            padded.dose_amounts,
+            padded.dose_mask,
+        )
+        X = from_padded(padded, ids=ids, covariates=covariates)
+        return X, pd.DataFrame(phi, index=X.index, columns=list(self.param_names))
+
+    # ------------------------------------------------------------- likelihood
+    @property
+    def has_likelihood(self):
+        """Whether the model has an exact observation log-likelihood."""
+        return type(self)._log_likelihood is not Model._log_likelihood
+
+    def _log_likelihood(self, phi, padded, covariates):
+        raise NotImplementedError
+
+    def log_likelihood(self, phi, X):
+        """Exact observation log-likelihood log p(y_i | phi).
+
+        Parameters
+        ----------
+        phi : array-like of shape (n_individuals, n_draws, n_params)
+        X : DataFrame
+            Individuals table with ``n_individuals`` rows.
+
+        Returns
+        -------
+        ndarray of shape (n_individuals, n_draws)
+            Missing values and padded time points contribute nothing.
+        """
+        if not self.has_likelihood:
+            raise NotImplementedError(f"{self.name} has no explicit observation likelihood")
+        phi = np.asarray(phi, dtype=float)
+        padded = to_padded(X, n_outputs=self.n_outputs)
+        if phi.ndim != 3 or phi.shape[0] != padded.n_individuals or phi.shape[2] != self.n_params:
+            raise ValueError(
+                f"phi must have shape ({padded.n_individuals}, n_draws, {self.n_params}), "
+                f"got {phi.shape}"
+            )
+        covariates = X[covariate_columns(X)]
+        return self._log_likelihood(phi, padded, covariates)
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
