@@ -1,0 +1,152 @@
+"""pyPESTO multi-start optimisation, run in parallel through joblib.
+
+Each start gets its own :class:`pypesto.Objective` wrapper (pyPESTO records
+the optimiser history on the objective, so wrappers must not be shared across
+threads), while every wrapper calls the *same* population objective: its
+(possibly large) posterior draws are never copied in the threading backend,
+and are memory-mapped by joblib for process backends.
+
+Parallelism goes through :class:`joblib.Parallel` with the *active* backend:
+``n_jobs`` and :func:`joblib.parallel_config` choose threads, loky processes,
+Dask or Ray unchanged. Without a configured backend, threads are preferred
+(the objective's array kernels release the GIL, nothing is pickled, and JAX,
+already loaded by the posterior, is never forked).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pypesto
+import pypesto.optimize
+from joblib import Parallel, delayed
+from sklearn.utils import check_random_state
+
+__all__ = ["default_optimizer", "make_problem", "random_startpoints", "run_multistart"]
+
+
+def default_optimizer():
+    """The default local optimiser: L-BFGS-B through SciPy.
+
+    Measured on the population objective (analytic gradient, a few to a few
+    dozen parameters), L-BFGS-B needed fewer objective evaluations and less
+    wall time per start than Fides with BFGS updates, and reached the same
+    optima; Fides can still be passed as ``optimizer=``.
+    """
+    return pypesto.optimize.ScipyOptimizer(
+        method="L-BFGS-B", options={"maxiter": 1000, "ftol": 1e-12, "gtol": 1e-7}
+    )
+
+
+def make_problem(objective, x_names, lb, ub):
+    """Wrap a population objective as a :class:`pypesto.Problem`.
+
+    Parameters
+    ----------
+    objective : object
+        Has ``value_and_gradient(x) -> (f, g)``.
+    x_names : list of str
+        Names of the free parameters.
+    lb, ub : ndarray
+        Bounds of the free parameters.
+
+    Returns
+    -------
+    pypesto.Problem
+        It references ``objective`` (no copy of the posterior draws).
+    """
+    pobj = pypesto.Objective(fun=objective.value_and_gradient, grad=True, x_names=list(x_names))
+    return pypesto.Problem(pobj, lb=lb, ub=ub, x_names=list(x_names), copy_objective=False)
+
+
+def random_startpoints(lb, ub, n_starts, random_state=None):
+    """Uniform start points in the box ``[lb, ub]``, shape (n_starts, n_x)."""
+    rng = check_random_state(random_state)
+    lb, ub = np.asarray(lb, dtype=float), np.asarray(ub, dtype=float)
+    return lb + rng.uniform(size=(int(n_starts), lb.size)) * (ub - lb)
+
+
+def _run_start(objective, x_names, lb, ub, optimizer, x0, start_id):
+    """One local optimisation; never raises (a failure becomes exitflag -1)."""
+    t0 = time.perf_counter()
+    try:
+        problem = make_problem(objective, x_names, lb, ub)
+        options = pypesto.optimize.OptimizeOptions(allow_failed_starts=True, report_sres=False)
+        result = optimizer.minimize(problem=problem, x0=x0, id=start_id, optimize_options=options)
+        result.history = None  # drop the objective reference before results travel
+    except Exception as err:  # noqa: BLE001 - a failed start is counted, not fatal
+        result = pypesto.OptimizerResult(
+            id=start_id, x0=x0, exitflag=-1, message=f"{type(err).__name__}: {err}"
+        )
+    if result.time is None:
+        result.time = time.perf_counter() - t0
+    if result.fval is None or np.isnan(result.fval):
+        result.fval = np.inf  # sortable; counted as failed
+    return result
+
+
+def start_failed(result):
+    """Whether a start raised or ended at a non-finite value."""
+    return (
+        result.x is None
+        or result.fval is None
+        or not np.isfinite(result.fval)
+        or not np.all(np.isfinite(result.x))
+        or (result.exitflag is not None and result.exitflag == -1)
+    )
+
+
+def run_multistart(objective, x_names, lb, ub, startpoints, optimizer=None, n_jobs=None, verbose=0):
+    """Run one local optimisation per start point, in parallel.
+
+    Parameters
+    ----------
+    objective : object
+        Picklable, with ``value_and_gradient(x) -> (f, g)``.
+    x_names : list of str
+        Names of the free parameters.
+    lb, ub : ndarray of shape (n_x,)
+        Bounds.
+    startpoints : ndarray of shape (n_starts, n_x)
+        Start points (see :func:`random_startpoints`).
+    optimizer : pypesto.optimize.Optimizer, default=None
+        Local optimiser; :func:`default_optimizer` when None.
+    n_jobs : int, default=None
+        Parallel jobs, as in joblib (None: 1 unless set by
+        :func:`joblib.parallel_config`).
+    verbose : int, default=0
+        joblib verbosity.
+
+    Returns
+    -------
+    result : pypesto.Result
+        Its ``optimize_result`` holds every start, sorted by objective value
+        (failed starts last).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> class Quadratic:
+    ...     def value_and_gradient(self, x):
+    ...         return float(((x - 1.0) ** 2).sum()), 2.0 * (x - 1.0)
+    >>> lb, ub = np.full(2, -5.0), np.full(2, 5.0)
+    >>> x0 = random_startpoints(lb, ub, 3, random_state=0)
+    >>> res = run_multistart(Quadratic(), ["a", "b"], lb, ub, x0)
+    >>> np.round(res.optimize_result[0].x, 4)
+    array([1., 1.])
+    """
+    optimizer = default_optimizer() if optimizer is None else optimizer
+    lb, ub = np.asarray(lb, dtype=float), np.asarray(ub, dtype=float)
+    startpoints = np.atleast_2d(np.asarray(startpoints, dtype=float))
+    width = len(str(len(startpoints)))
+    with Parallel(n_jobs=n_jobs, prefer="threads", verbose=verbose) as parallel:
+        starts = parallel(
+            delayed(_run_start)(objective, list(x_names), lb, ub, optimizer, x0, f"{i:0{width}d}")
+            for i, x0 in enumerate(startpoints)
+        )
+    result = pypesto.Result(make_problem(objective, x_names, lb, ub))
+    for start in starts:
+        result.optimize_result.append(start)
+    result.optimize_result.sort()
+    return result
