@@ -1,5 +1,7 @@
 """Individuals tables: records, long-table conversion, NONMEM files, validation."""
 
+from ._long import from_long, to_long
+from ._nonmem import read_nonmem
 from ._padded import Padded, from_padded, pad_records, to_padded
 from ._records import (
     ID_NAME,
@@ -9,6 +11,8 @@ from ._records import (
     covariate_columns,
     make_individuals,
 )
+from ._validation import validate_individuals
+from ._wide import from_arrays
 
 __all__ = [
     "ID_NAME",
@@ -17,8 +21,13 @@ __all__ = [
     "Padded",
     "check_individuals",
     "covariate_columns",
+    "from_arrays",
+    "from_long",
     "from_padded",
     "make_individuals",
     "pad_records",
+    "read_nonmem",
+    "to_long",
     "to_padded",
+    "validate_individuals",
 ]

@@ -1,3 +1,5 @@
 """Shipped data sets, simulated populations and pretrained networks."""
 
-__all__ = []
+from ._theophylline import load_theophylline
+
+__all__ = ["load_theophylline"]
