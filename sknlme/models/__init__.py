@@ -1,6 +1,18 @@
 """Mechanistic individual models: the :class:`Model` base and built-in models."""
 
 from ._base import Model
+from ._error import ErrorModel
 from ._linear_gaussian import LinearGaussian
+from ._mrna import MRNATransfection
+from ._one_compartment import OneCompartmentOral
+from ._registry import get_model, model_names
 
-__all__ = ["LinearGaussian", "Model"]
+__all__ = [
+    "ErrorModel",
+    "LinearGaussian",
+    "MRNATransfection",
+    "Model",
+    "OneCompartmentOral",
+    "get_model",
+    "model_names",
+]

@@ -25,6 +25,17 @@ def _as_cov(prior_cov, d):
     return cov
 
 
+def _fields(padded):
+    return (
+        padded.times,
+        padded.values,
+        padded.obs_mask,
+        padded.dose_times,
+        padded.dose_amounts,
+        padded.dose_mask,
+    )
+
+
 class Model:
     """Base class of an individual-level mechanistic model.
 
@@ -226,6 +237,58 @@ class Model:
         )
         X = from_padded(padded, ids=ids, covariates=covariates)
         return X, pd.DataFrame(phi, index=X.index, columns=list(self.param_names))
+
+    # ------------------------------------------------------------- prediction
+    def predict(self, phi, X, times=None):
+        """Noise-free model predictions for the individuals of ``X``.
+
+        Parameters
+        ----------
+        phi : array-like of shape (n_individuals, n_params) or (n_individuals, K, n_params)
+            Parameters, one vector (or ``K`` draws) per individual.
+        X : DataFrame
+            Individuals table: its doses and covariates are used.
+        times : array-like of shape (T,) or (n_individuals, T), default=None
+            Prediction times (e.g. a fine grid for plots); each individual's
+            own observation times when None.
+
+        Returns
+        -------
+        ndarray of shape (n_individuals, T, n_outputs) or (n_individuals, K, T, n_outputs)
+            ``NaN`` at padded time points (only when ``times`` is None).
+        """
+        padded = to_padded(X, n_outputs=self.n_outputs)
+        n = padded.n_individuals
+        covariates = X[covariate_columns(X)]
+        if times is not None:
+            t = np.asarray(times, dtype=float)
+            t = np.broadcast_to(t, (n, t.shape[-1])) if t.ndim == 1 else t
+            if t.shape[0] != n or not np.all(np.isfinite(t)):
+                raise ValueError(f"times must be finite, of shape (T,) or ({n}, T), got {t.shape}")
+            shape = t.shape
+            padded = Padded(
+                np.ascontiguousarray(t),
+                np.full(shape + (self.n_outputs,), np.nan),
+                np.ones(shape, dtype=bool),
+                padded.dose_times,
+                padded.dose_amounts,
+                padded.dose_mask,
+            )
+        phi = np.asarray(phi, dtype=float)
+        if phi.ndim not in (2, 3) or phi.shape[0] != n or phi.shape[-1] != self.n_params:
+            raise ValueError(
+                f"phi must have shape ({n}, {self.n_params}) or ({n}, K, {self.n_params}), "
+                f"got {phi.shape}"
+            )
+        K = 1 if phi.ndim == 2 else phi.shape[1]
+        if K > 1:
+            rows = np.repeat(np.arange(n), K)
+            padded = Padded(*(np.ascontiguousarray(a[rows]) for a in _fields(padded)))
+            covariates = covariates.iloc[rows]
+        flat = np.ascontiguousarray(phi.reshape(n * K, self.n_params))
+        pred = self._predict(flat, padded, covariates)
+        pred = np.where(padded.obs_mask[..., None], pred, np.nan)
+        return pred if phi.ndim == 2 else pred.reshape((n, K) + pred.shape[1:])
 
     # ------------------------------------------------------------- likelihood
     @property

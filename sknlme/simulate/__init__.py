@@ -1,1 +1,20 @@
-"""sknlme.simulate"""
+"""Compiled simulators (numba): closed forms and per-individual random streams."""
+
+from ._closed_form import (
+    bateman,
+    mrna_predict,
+    mrna_simulate,
+    oral1c_predict,
+    oral1c_simulate,
+)
+from ._random import draw_seed, standard_normal
+
+__all__ = [
+    "bateman",
+    "draw_seed",
+    "mrna_predict",
+    "mrna_simulate",
+    "oral1c_predict",
+    "oral1c_simulate",
+    "standard_normal",
+]
