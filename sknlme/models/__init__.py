@@ -5,7 +5,6 @@ from ._error import ErrorModel
 from ._linear_gaussian import LinearGaussian
 from ._mrna import MRNATransfection
 from ._one_compartment import OneCompartmentOral
-from ._registry import get_model, model_names
 
 __all__ = [
     "ErrorModel",
@@ -13,6 +12,4 @@ __all__ = [
     "MRNATransfection",
     "Model",
     "OneCompartmentOral",
-    "get_model",
-    "model_names",
 ]
