@@ -1,1 +1,5 @@
-"""sknlme.population"""
+"""Population level: the Monte-Carlo marginal likelihood and its parametrisations."""
+
+from ._objective import PopulationObjective, amortized_offsets
+
+__all__ = ["PopulationObjective", "amortized_offsets"]

@@ -1,0 +1,176 @@
+"""Numba kernels of the population objective (the package's hot path).
+
+For individual ``i`` with draws ``phi_ik`` (float32 or float64, read as they
+are and promoted to float64 one value at a time), mean ``m_i`` and
+``Psi = L L^T`` (``Linv = L^{-1}``), the kernels form ``z_ik = Linv (phi_ik - m_i)``
+and ``a_ik = c_ik - |z_ik|^2 / 2``, then with a two-pass log-sum-exp over
+``k`` (maximum, then sum of ``exp(a_ik - max)``) the softmax weights
+``w_ik``. They return per individual ``lse_i = logsumexp_k a_ik`` and
+``zbar_i = sum_k w_ik z_ik``, and per chunk of individuals
+``S = sum_i sum_k w_ik z_ik z_ik^T`` (lower triangle; diagonal only when
+``Psi`` is diagonal). The caller adds the Gaussian normalising constant and
+applies the chain rule on the small ``d x d`` level.
+
+Individuals are split into contiguous chunks run in parallel (``prange``);
+each chunk writes its own slice of ``S`` and distinct rows of ``lse`` and
+``zbar``, so no two threads write the same memory. Fast-math flags allow
+reassociation and contraction but not ``nnan``/``ninf``, so ``-inf``
+offsets (zero likelihood) stay exact: an individual whose terms are all
+``-inf`` gets ``lse_i = -inf`` and ``zbar_i = 0``.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+_FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
+_OPTS = {"parallel": True, "nogil": True, "cache": True, "fastmath": _FASTMATH}
+
+
+@njit(nogil=True, cache=True, fastmath=_FASTMATH)
+def _weights(a, w):
+    """Fill ``w`` with ``exp(a - max a)``; return ``(max a, sum w)``."""
+    amax = -np.inf
+    for k in range(a.shape[0]):
+        amax = max(amax, a[k])
+    if amax == -np.inf:
+        return amax, 0.0
+    s = 0.0
+    for k in range(a.shape[0]):
+        e = np.exp(a[k] - amax)
+        w[k] = e
+        s += e
+    return amax, s
+
+
+@njit(**_OPTS)
+def moments_diag(samples, offsets, means, inv_sd, n_chunks):
+    """Moments for diagonal ``Psi``; ``inv_sd`` is ``1 / sqrt(diag Psi)``.
+
+    Returns ``lse (n,)``, ``zbar (n, d)`` and ``S (n_chunks, d, d)`` (diagonal filled).
+    """
+    n, K, d = samples.shape
+    lse = np.empty(n)
+    zbar = np.empty((n, d))
+    S = np.zeros((n_chunks, d, d))
+    for c in prange(n_chunks):
+        z = np.empty((d, K))  # transposed: the loops over k run on contiguous memory
+        a = np.empty(K)
+        w = np.empty(K)
+        for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
+            for k in range(K):
+                a[k] = np.float64(offsets[i, k])
+            for j in range(d):
+                mj = means[i, j]
+                sj = inv_sd[j]
+                for k in range(K):
+                    zjk = (np.float64(samples[i, k, j]) - mj) * sj
+                    z[j, k] = zjk
+                    a[k] -= 0.5 * zjk * zjk
+            amax, s = _weights(a, w)
+            if s == 0.0:
+                lse[i] = -np.inf
+                zbar[i, :] = 0.0
+                continue
+            lse[i] = amax + np.log(s)
+            for j in range(d):
+                t1 = 0.0
+                t2 = 0.0
+                for k in range(K):
+                    wz = w[k] * z[j, k]
+                    t1 += wz
+                    t2 += wz * z[j, k]
+                zbar[i, j] = t1 / s
+                S[c, j, j] += t2 / s
+    return lse, zbar, S
+
+
+@njit(**_OPTS)
+def moments_full(samples, offsets, means, linv, n_chunks):
+    """Moments for a general ``Psi``; ``linv`` is the lower-triangular ``L^{-1}``.
+
+    Returns ``lse (n,)``, ``zbar (n, d)`` and ``S (n_chunks, d, d)`` (lower triangle filled).
+    """
+    n, K, d = samples.shape
+    lse = np.empty(n)
+    zbar = np.empty((n, d))
+    S = np.zeros((n_chunks, d, d))
+    for c in prange(n_chunks):
+        r = np.empty((d, K))
+        z = np.empty((d, K))
+        wz = np.empty((d, K))
+        a = np.empty(K)
+        w = np.empty(K)
+        for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
+            for j in range(d):
+                mj = means[i, j]
+                for k in range(K):
+                    r[j, k] = np.float64(samples[i, k, j]) - mj
+            for k in range(K):
+                a[k] = np.float64(offsets[i, k])
+            for j in range(d):
+                z[j, :] = 0.0
+                for m in range(j + 1):
+                    lj = linv[j, m]
+                    for k in range(K):
+                        z[j, k] += lj * r[m, k]
+                for k in range(K):
+                    a[k] -= 0.5 * z[j, k] * z[j, k]
+            amax, s = _weights(a, w)
+            if s == 0.0:
+                lse[i] = -np.inf
+                zbar[i, :] = 0.0
+                continue
+            lse[i] = amax + np.log(s)
+            for j in range(d):
+                t1 = 0.0
+                for k in range(K):
+                    v = w[k] * z[j, k]
+                    wz[j, k] = v
+                    t1 += v
+                zbar[i, j] = t1 / s
+                for m in range(j + 1):
+                    t2 = 0.0
+                    for k in range(K):
+                        t2 += wz[j, k] * z[m, k]
+                    S[c, j, m] += t2 / s
+    return lse, zbar, S
+
+
+@njit(**_OPTS)
+def log_terms(samples, offsets, means, linv):
+    """``a_ik = c_ik - |Linv (phi_ik - m_i)|^2 / 2`` as an (n, K) float64 array."""
+    n, K, d = samples.shape
+    out = np.empty((n, K))
+    for i in prange(n):
+        r = np.empty(d)
+        for k in range(K):
+            for j in range(d):
+                r[j] = np.float64(samples[i, k, j]) - means[i, j]
+            q = 0.0
+            for j in range(d):
+                z = 0.0
+                for m in range(j + 1):
+                    z += linv[j, m] * r[m]
+                q += z * z
+            out[i, k] = np.float64(offsets[i, k]) - 0.5 * q
+    return out
+
+
+@njit(**_OPTS)
+def neg_gauss_logpdf(samples, mean, linv, log_norm):
+    """``-log N(phi_ik; mean, Psi)`` as (n, K) float64; ``log_norm = log|L| + d log(2 pi) / 2``."""
+    n, K, d = samples.shape
+    out = np.empty((n, K))
+    for i in prange(n):
+        r = np.empty(d)
+        for k in range(K):
+            for j in range(d):
+                r[j] = np.float64(samples[i, k, j]) - mean[j]
+            q = 0.0
+            for j in range(d):
+                z = 0.0
+                for m in range(j + 1):
+                    z += linv[j, m] * r[m]
+                q += z * z
+            out[i, k] = 0.5 * q + log_norm
+    return out

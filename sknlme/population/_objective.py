@@ -1,0 +1,355 @@
+"""Monte-Carlo marginal likelihood of the population parameters, with its gradient."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from . import _kernels
+from ._parametrization import Parametrization
+
+__all__ = ["PopulationObjective", "amortized_offsets"]
+
+_CHUNK = 1 << 14  # individuals per chunk in validation passes
+_LOG_2PI = np.log(2 * np.pi)
+
+
+def _as_samples(samples):
+    samples = np.asarray(samples)
+    if samples.ndim != 3:
+        raise ValueError(f"samples must have shape (n, K, d), got {samples.shape}")
+    if samples.dtype not in (np.float32, np.float64):
+        samples = samples.astype(np.float32 if samples.dtype == np.float16 else np.float64)
+    n, K, d = samples.shape
+    if n < 1 or K < 1 or d < 1:
+        raise ValueError(
+            f"samples need n >= 1 individuals, K >= 1 draws, d >= 1; got {samples.shape}"
+        )
+    return np.ascontiguousarray(samples)
+
+
+def _check_finite(arr, what, allow_neg_inf=False):
+    """Raise on the first non-finite entry, naming the individual (row) and draw."""
+    for start in range(0, arr.shape[0], _CHUNK):
+        block = arr[start : start + _CHUNK]
+        bad = ~np.isfinite(block)
+        if allow_neg_inf:
+            bad &= ~np.isneginf(block)
+        if bad.any():
+            idx = np.argwhere(bad)[0]
+            i, k = start + idx[0], idx[1]
+            value = block[tuple(idx)]
+            raise ValueError(
+                f"{what} has a non-finite value {value} for individual row {i}, draw {k}"
+            )
+
+
+def amortized_offsets(samples, prior_mean, prior_cov):
+    """Offsets ``c_ik = -log N(phi_ik; mu0, Sigma0)`` of the amortized likelihood.
+
+    Parameters
+    ----------
+    samples : array-like of shape (n, K, d)
+        Posterior draws (float32 or float64; not copied to float64).
+    prior_mean : array-like of shape (d,)
+        Mean ``mu0`` of the training prior.
+    prior_cov : array-like of shape (d,) or (d, d)
+        Variances or covariance ``Sigma0`` of the training prior.
+
+    Returns
+    -------
+    offsets : ndarray of shape (n, K), float64
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scipy.stats import multivariate_normal
+    >>> phi = np.random.default_rng(0).normal(size=(2, 3, 2)).astype(np.float32)
+    >>> c = amortized_offsets(phi, [0.0, 1.0], [1.0, 4.0])
+    >>> ref = -multivariate_normal([0.0, 1.0], np.diag([1.0, 4.0])).logpdf(phi.astype(float))
+    >>> np.allclose(c, ref)
+    True
+    """
+    samples = _as_samples(samples)
+    d = samples.shape[2]
+    mean = np.asarray(prior_mean, dtype=float).reshape(-1)
+    cov = np.asarray(prior_cov, dtype=float)
+    cov = np.diag(cov) if cov.ndim == 1 else cov
+    if mean.shape != (d,) or cov.shape != (d, d):
+        raise ValueError(
+            f"prior_mean must have shape ({d},) and prior_cov ({d},) or ({d}, {d}); "
+            f"got {mean.shape} and {cov.shape}"
+        )
+    try:
+        L = np.linalg.cholesky(cov)
+    except np.linalg.LinAlgError:
+        raise ValueError("prior_cov must be symmetric positive definite") from None
+    linv = np.linalg.inv(L)
+    log_norm = np.sum(np.log(np.diag(L))) + 0.5 * d * _LOG_2PI
+    return _kernels.neg_gauss_logpdf(samples, mean, linv, log_norm)
+
+
+class PopulationObjective:
+    """Negative Monte-Carlo log marginal likelihood of the population parameters.
+
+    ``f(x) = -sum_i logsumexp_k [log N(phi_ik; m_i, Psi) + c_ik] + n log K`` with
+    ``m_i = beta + B^T c_i`` and ``Psi`` from the covariance parameters (see
+    :class:`~sknlme.population._parametrization.Parametrization` for the layout
+    and default bounds). The gradient is analytic: with softmax weights
+    ``w_ik`` over ``k`` and ``z_ik = L^{-1}(phi_ik - m_i)`` (``Psi = L L^T``),
+    ``df/dm_i = -L^{-T} sum_k w_ik z_ik`` and
+    ``df/dL = -lower(L^{-T} (sum_ik w_ik z_ik z_ik^T - n I))``.
+
+    Parameters
+    ----------
+    samples : array-like of shape (n, K, d)
+        Draws ``phi_ik`` (float32 or float64, kept as given; sums run in float64).
+    log_offsets : array-like of shape (n, K)
+        Per-draw terms ``c_ik``: ``-log p0(phi_ik)`` (amortized likelihood, see
+        :func:`amortized_offsets`) or ``log p(y_i|phi_ik) - log q(phi_ik|y_i)``
+        (importance sampling). ``-inf`` is allowed (zero weight).
+    param_names : sequence of str
+        Names of the ``d`` individual parameters.
+    covariance : {"diag", "cholesky"} or list of lists of str, default="diag"
+        Random-effects covariance structure.
+    random_effects : sequence of str, default=None
+        Parameters with a random effect (all when None); the others have the
+        fixed variance ``variance_floor``.
+    covariates : array-like of shape (n, p), default=None
+        Preprocessed covariates (a DataFrame gives names and row labels).
+    covariate_names : sequence of str, default=None
+        Names of the covariate columns.
+    covariate_effects : dict, default=None
+        Covariate name -> parameter names it shifts (one free parameter each,
+        named ``"{covariate}:{parameter}"``).
+    fixed : dict, default=None
+        Entries of the full parameter vector held fixed (name -> value).
+    variance_floor : float, default=1e-3
+        Variance of parameters without random effect.
+    bounds : dict, default=None
+        Name -> ``(low, high)`` overriding the data-driven defaults.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> phi = rng.normal([1.0, -1.0], 0.5, size=(50, 20, 2)).astype(np.float32)
+    >>> obj = PopulationObjective(phi, np.zeros((50, 20)), ["a", "b"])
+    >>> obj.x_names
+    ['a', 'b', 'log_var(a)', 'log_var(b)']
+    >>> f, g = obj.value_and_gradient(obj.pack(beta=[1.0, -1.0], cov=np.eye(2)))
+    >>> g.shape
+    (4,)
+    """
+
+    def __init__(
+        self,
+        samples,
+        log_offsets,
+        param_names,
+        *,
+        covariance="diag",
+        random_effects=None,
+        covariates=None,
+        covariate_names=None,
+        covariate_effects=None,
+        fixed=None,
+        variance_floor=1e-3,
+        bounds=None,
+    ):
+        self._set_samples(samples, log_offsets, len(param_names))
+        n = self.n
+        cov_values, cov_names = self._check_covariates(covariates, covariate_names, n)
+        self.covariates = cov_values
+        lo, hi = self._sample_range()
+        self.layout = Parametrization(
+            param_names,
+            covariance=covariance,
+            random_effects=random_effects,
+            covariate_names=cov_names,
+            covariate_effects=covariate_effects,
+            fixed=fixed,
+            variance_floor=variance_floor,
+            bounds=bounds,
+            sample_range=(lo, hi),
+            covariate_scale=cov_values.std(axis=0) if cov_values.shape[1] else None,
+        )
+        # Only covariate columns with an effect enter the means.
+        self._cov_cols = sorted({c for c, _ in self.layout.cov_pairs})
+        self._cache = (None, None)
+
+    # ------------------------------------------------------------ validation
+    def _set_samples(self, samples, log_offsets, d):
+        samples = _as_samples(samples)
+        n, K, ds = samples.shape
+        if ds != d:
+            raise ValueError(f"samples have {ds} parameters but param_names has {d}")
+        offsets = np.asarray(log_offsets)
+        if offsets.dtype not in (np.float32, np.float64):
+            offsets = offsets.astype(np.float64)
+        if offsets.shape != (n, K):
+            raise ValueError(f"log_offsets must have shape {(n, K)}, got {offsets.shape}")
+        _check_finite(samples, "samples")
+        _check_finite(offsets, "log_offsets", allow_neg_inf=True)
+        self.samples, self.log_offsets = samples, np.ascontiguousarray(offsets)
+        self.n, self.K, self.d = n, K, d
+
+    @staticmethod
+    def _check_covariates(covariates, covariate_names, n):
+        if covariates is None:
+            if covariate_names:
+                raise ValueError("covariate_names given but no covariates")
+            return np.zeros((n, 0)), []
+        rows = None
+        if hasattr(covariates, "columns"):  # a DataFrame
+            covariate_names = (
+                list(covariates.columns) if covariate_names is None else covariate_names
+            )
+            rows = list(covariates.index)
+        values = np.asarray(covariates, dtype=float)
+        if values.ndim == 1:
+            values = values[:, None]
+        if values.ndim != 2 or values.shape[0] != n:
+            raise ValueError(f"covariates must have shape ({n}, p), got {values.shape}")
+        if covariate_names is None:
+            covariate_names = [f"x{c}" for c in range(values.shape[1])]
+        names = [str(c) for c in covariate_names]
+        if len(names) != values.shape[1] or len(set(names)) != len(names):
+            raise ValueError(f"need {values.shape[1]} unique covariate_names, got {names}")
+        bad = ~np.isfinite(values)
+        if bad.any():
+            i, c = np.argwhere(bad)[0]
+            who = f"individual row {i}" + (f" (ID {rows[i]!r})" if rows is not None else "")
+            raise ValueError(f"covariate {names[c]!r} has value {values[i, c]} for {who}")
+        return values.copy(), names
+
+    def _sample_range(self):
+        lo = np.full(self.d, np.inf)
+        hi = np.full(self.d, -np.inf)
+        for start in range(0, self.n, _CHUNK):
+            block = self.samples[start : start + _CHUNK]
+            lo = np.minimum(lo, block.min(axis=(0, 1)))
+            hi = np.maximum(hi, block.max(axis=(0, 1)))
+        return lo, hi
+
+    def with_samples(self, samples, log_offsets):
+        """Same objective (layout, covariates, bounds) on new draws; ``K`` may differ."""
+        new = copy.copy(self)
+        new._set_samples(samples, log_offsets, self.d)
+        if new.n != self.n:
+            raise ValueError(f"new samples have {new.n} individuals, expected {self.n}")
+        new._cache = (None, None)
+        return new
+
+    # ------------------------------------------------------------ layout
+    @property
+    def x_names_full(self):
+        """All population parameter names (fixed effects, covariate effects, covariance)."""
+        return list(self.layout.x_names_full)
+
+    @property
+    def x_names(self):
+        """Names of the free parameters."""
+        return list(self.layout.x_names)
+
+    @property
+    def n_x(self):
+        """Number of free parameters."""
+        return self.layout.n_x
+
+    @property
+    def bounds(self):
+        """``(lb, ub)`` arrays over the free parameters."""
+        return self.layout.bounds
+
+    def x_full(self, x_free):
+        """Full parameter vector from the free one."""
+        return self.layout.x_full(x_free)
+
+    def x_free(self, x_full):
+        """Free entries of a full parameter vector."""
+        return self.layout.x_free(x_full)
+
+    def unpack(self, x):
+        """``dict(beta=(d,), B=(p, d), cov=(d, d))`` (floors included) for free ``x``."""
+        return self.layout.unpack(x)
+
+    def pack(self, beta=None, B=None, cov=None):
+        """Free vector from population parameters (see ``Parametrization.pack``)."""
+        return self.layout.pack(beta=beta, B=B, cov=cov)
+
+    # ------------------------------------------------------------ evaluation
+    def _means(self, beta, B):
+        if not self._cov_cols:
+            return np.broadcast_to(beta, (self.n, self.d)).copy()
+        cols = self._cov_cols
+        return beta + self.covariates[:, cols] @ B[cols]
+
+    def _moments(self, x):
+        beta, B, L = self.layout.factors(x)
+        linv = np.linalg.inv(L)  # exact enough: L is triangular with a positive diagonal
+        means = self._means(beta, B)
+        n_chunks = min(self.n, 64)
+        if self.layout.diagonal:
+            lse, zbar, S = _kernels.moments_diag(
+                self.samples, self.log_offsets, means, np.diag(linv).copy(), n_chunks
+            )
+        else:
+            lse, zbar, S = _kernels.moments_full(
+                self.samples, self.log_offsets, means, linv, n_chunks
+            )
+        lse += -np.sum(np.log(np.diag(L))) - 0.5 * self.d * _LOG_2PI
+        return lse, zbar, S.sum(axis=0), B, linv
+
+    def value_and_gradient(self, x):
+        """Objective value and gradient over the free parameters."""
+        x = np.asarray(x, dtype=float).reshape(-1)
+        key = x.tobytes()
+        if self._cache[0] == key:
+            return self._cache[1]
+        lse, zbar, S, B, linv = self._moments(x)
+        f = -np.sum(lse) + self.n * np.log(self.K)
+        gm = -(zbar @ linv)  # row i: df/dm_i = -L^{-T} zbar_i
+        g_beta = gm.sum(axis=0)
+        g_B = self.covariates.T @ gm if self.layout.p else np.zeros((0, self.d))
+        S = np.tril(S) + np.tril(S, -1).T
+        g_L = -np.tril(linv.T @ (S - self.n * np.eye(self.d)))
+        g = self.layout.chain(x, g_beta, g_B, g_L)
+        self._cache = (key, (float(f), g))
+        return float(f), g.copy()
+
+    def __call__(self, x):
+        """Objective value at free ``x``."""
+        return self.value_and_gradient(x)[0]
+
+    def gradient(self, x):
+        """Gradient at free ``x``, shape ``(n_x,)``."""
+        return self.value_and_gradient(x)[1]
+
+    def _log_terms(self, x):
+        beta, B, L = self.layout.factors(x)
+        linv = np.linalg.inv(L)
+        a = _kernels.log_terms(self.samples, self.log_offsets, self._means(beta, B), linv)
+        return a - np.sum(np.log(np.diag(L))) - 0.5 * self.d * _LOG_2PI
+
+    def individual_loglik(self, x):
+        """Per-individual estimate ``log L_i = logsumexp_k(...) - log K``, shape (n,)."""
+        lse = self._moments(np.asarray(x, dtype=float))[0]
+        return lse - np.log(self.K)
+
+    def weights(self, x):
+        """Normalised importance weights (softmax over draws), shape (n, K)."""
+        a = self._log_terms(np.asarray(x, dtype=float))
+        amax = a.max(axis=1, keepdims=True)
+        w = np.exp(a - np.where(np.isfinite(amax), amax, 0.0))
+        s = w.sum(axis=1, keepdims=True)
+        return np.divide(w, s, out=np.zeros_like(w), where=s > 0)
+
+    def to_pypesto_problem(self):
+        """A ``pypesto.Problem`` over the free parameters (value and analytic gradient)."""
+        import pypesto
+
+        objective = pypesto.Objective(fun=self.__call__, grad=self.gradient, x_names=self.x_names)
+        lb, ub = self.bounds
+        return pypesto.Problem(objective, lb=lb, ub=ub, x_names=self.x_names)
