@@ -55,15 +55,17 @@ def plot_individual_fits(model, X, phi, *, max_individuals=12, n_points=200, out
     curves = model.predict(phi, sub, times=grid)[..., output]
     ncol = int(np.ceil(np.sqrt(n)))
     nrow = int(np.ceil(n / ncol))
-    fig, axes = plt.subplots(nrow, ncol, figsize=(2.6 * ncol, 2.2 * nrow), squeeze=False,
-                             sharex=True, sharey=True)
+    fig, axes = plt.subplots(
+        nrow, ncol, figsize=(2.6 * ncol, 2.2 * nrow), squeeze=False, sharex=True, sharey=True
+    )
     for i, ax in enumerate(axes.flat):
         if i >= n:
             ax.set_visible(False)
             continue
         m = padded.obs_mask[i]
-        ax.plot(padded.times[i, m], padded.values[i, m, output], "o", ms=3, color="C0",
-                label="observed")
+        ax.plot(
+            padded.times[i, m], padded.values[i, m, output], "o", ms=3, color="C0", label="observed"
+        )
         ax.plot(grid, curves[i], "-", color="C1", lw=1.2, label="individual fit")
         ax.set_title(f"ID {X.index[i]}", fontsize=9)
     for ax in axes[-1]:
@@ -112,8 +114,18 @@ def plot_observed_vs_predicted(model, X, phi, *, output=0):
     return fig
 
 
-def plot_vpc(model, X, mean, cov, *, n_replicates=200, n_bins=8, quantiles=(0.05, 0.5, 0.95),
-             output=0, random_state=None):
+def plot_vpc(
+    model,
+    X,
+    mean,
+    cov,
+    *,
+    n_replicates=200,
+    n_bins=8,
+    quantiles=(0.05, 0.5, 0.95),
+    output=0,
+    random_state=None,
+):
     """Visual predictive check: observed quantiles against simulated prediction intervals.
 
     Each replicate draws new individual parameters ``phi_i ~ N(mean_i, cov)`` and
@@ -172,8 +184,14 @@ def plot_vpc(model, X, mean, cov, *, n_replicates=200, n_bins=8, quantiles=(0.05
     ax.plot(t, obs[mask], "o", ms=2, color="0.6", alpha=0.6, label="observed")
     for j, q in enumerate(quantiles):
         color = "C1" if q == 0.5 else "C0"
-        ax.fill_between(centers, sim_q[:, 0, j], sim_q[:, 2, j], color=color, alpha=0.25,
-                        label=f"simulated {q:.0%} quantile (90% PI)")
+        ax.fill_between(
+            centers,
+            sim_q[:, 0, j],
+            sim_q[:, 2, j],
+            color=color,
+            alpha=0.25,
+            label=f"simulated {q:.0%} quantile (90% PI)",
+        )
         ax.plot(centers, obs_q[:, j], "-", color=color, lw=1.5, label=f"observed {q:.0%} quantile")
     ax.set_xlabel("time")
     ax.set_ylabel(model.output_names[output])
@@ -189,5 +207,11 @@ def _tile_padded(padded, reps):
     def tile(a):
         return np.concatenate([a] * reps, axis=0)
 
-    return Padded(tile(padded.times), tile(padded.values), tile(padded.obs_mask),
-                  tile(padded.dose_times), tile(padded.dose_amounts), tile(padded.dose_mask))
+    return Padded(
+        tile(padded.times),
+        tile(padded.values),
+        tile(padded.obs_mask),
+        tile(padded.dose_times),
+        tile(padded.dose_amounts),
+        tile(padded.dose_mask),
+    )

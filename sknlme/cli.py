@@ -1,0 +1,150 @@
+"""The ``sknlme`` command: ``demo``, ``fit`` and ``train``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+
+def _parse_covariates(text):
+    """Parse ``"WT:log_CL,WT:log_V,SEX:log_CL"`` into ``{"WT": [...], "SEX": [...]}``.
+
+    Examples
+    --------
+    >>> _parse_covariates("WT:log_Cl,WT:log_ka")
+    {'WT': ['log_Cl', 'log_ka']}
+    """
+    effects = {}
+    if not text:
+        return None
+    for item in text.split(","):
+        cov, sep, param = item.strip().partition(":")
+        if not sep or not cov or not param:
+            raise SystemExit(f"--covariates: expected COLUMN:PARAMETER, got {item!r}")
+        effects.setdefault(cov, []).append(param)
+    return effects
+
+
+def _load_posterior(model_name, path):
+    from .datasets import pretrained
+    from .posterior import AmortizedPosterior
+
+    if path:
+        return AmortizedPosterior.load(path)
+    return pretrained(model_name)
+
+
+def _fit_and_report(X, posterior, args, random_effects=None):
+    from sklearn.frozen import FrozenEstimator
+
+    from ._report import write_report
+    from .population import NLMEPopulationEstimator
+
+    start = time.perf_counter()
+    est = NLMEPopulationEstimator(
+        FrozenEstimator(posterior),
+        covariance=args.covariance,
+        random_effects=random_effects,
+        covariates=_parse_covariates(args.covariates),
+        likelihood=args.likelihood,
+        n_starts=args.n_starts,
+        random_state=args.random_state,
+    ).fit(X)
+    fit_time = time.perf_counter() - start
+    print(est.summary().to_string(float_format=lambda v: f"{v:.4g}"))
+    print(
+        f"\nlog-likelihood {est.loglik_:.3f}  AIC {est.aic_:.2f}  BIC {est.bic_:.2f}  "
+        f"({est.n_starts_converged_}/{args.n_starts} starts converged, fit {fit_time:.1f} s)"
+    )
+    if args.out:
+        files = write_report(
+            est, X, args.out, profile=not args.no_profile, random_state=args.random_state
+        )
+        print(f"report: {len(files)} files in {args.out}")
+    return est
+
+
+def _add_fit_options(p):
+    p.add_argument("--covariance", default="diag", choices=["diag", "cholesky"])
+    p.add_argument("--covariates", default=None, help="COLUMN:PARAMETER pairs, comma separated")
+    p.add_argument("--likelihood", default="importance", choices=["amortized", "importance"])
+    p.add_argument("--n-starts", type=int, default=10)
+    p.add_argument("--random-state", type=int, default=0)
+    p.add_argument("--no-profile", action="store_true", help="skip profile likelihoods")
+
+
+def _cmd_demo(args):
+    from .datasets import load_theophylline
+
+    X = load_theophylline()
+    print("Theophylline (12 subjects), one-compartment oral model, shipped network")
+    posterior = _load_posterior("one-compartment-oral", None)
+    # R nlme's SSfol fit: random effects on the three PK parameters, residual SD fixed effect.
+    return _fit_and_report(X, posterior, args, random_effects=["log_ke", "log_ka", "log_Cl"])
+
+
+def _cmd_fit(args):
+    from .data import read_nonmem
+
+    X = read_nonmem(args.data)
+    posterior = _load_posterior(args.model, args.posterior)
+    random_effects = args.random_effects.split(",") if args.random_effects else None
+    return _fit_and_report(X, posterior, args, random_effects=random_effects)
+
+
+def _cmd_train(args):
+    from .models import get_model
+    from .posterior import AmortizedPosterior
+
+    model = get_model(args.model)
+    post = AmortizedPosterior(
+        model,
+        n_simulations=args.n_simulations,
+        epochs=args.epochs,
+        random_state=args.random_state,
+        verbose=1,
+    ).fit()
+    post.save(args.out)
+    print(f"saved posterior for {args.model} to {args.out}")
+    return post
+
+
+def build_parser():
+    """The argument parser of the ``sknlme`` command."""
+    parser = argparse.ArgumentParser(prog="sknlme", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="fit theophylline with the shipped network")
+    _add_fit_options(demo)
+    demo.add_argument("--out", default="sknlme-demo", help="report folder ('' for none)")
+    demo.set_defaults(func=_cmd_demo)
+
+    fit = sub.add_parser("fit", help="fit a NONMEM-style data file")
+    fit.add_argument("data", help="NONMEM-style CSV (ID, TIME, DV, AMT, EVID, ...)")
+    fit.add_argument("--model", required=True, help="built-in model name")
+    fit.add_argument("--posterior", default=None, help="saved posterior (default: shipped one)")
+    fit.add_argument("--random-effects", default=None, help="parameters with random effects")
+    fit.add_argument("--out", default="sknlme-fit", help="report folder ('' for none)")
+    _add_fit_options(fit)
+    fit.set_defaults(func=_cmd_fit)
+
+    train = sub.add_parser("train", help="train and save a posterior network")
+    train.add_argument("model", help="built-in model name")
+    train.add_argument("--out", required=True, help="file to save the posterior to")
+    train.add_argument("--n-simulations", type=int, default=20_000)
+    train.add_argument("--epochs", type=int, default=50)
+    train.add_argument("--random-state", type=int, default=0)
+    train.set_defaults(func=_cmd_train)
+    return parser
+
+
+def main(argv=None):
+    """Entry point of the ``sknlme`` command."""
+    args = build_parser().parse_args(argv)
+    args.func(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

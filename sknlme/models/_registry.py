@@ -1,0 +1,46 @@
+"""Built-in models by name, as used by the command line and ``pretrained``."""
+
+from __future__ import annotations
+
+import importlib
+
+_BUILTIN = {
+    "one-compartment-oral": "sknlme.models._one_compartment:OneCompartmentOral",
+    "mrna-transfection": "sknlme.models._mrna:MRNATransfection",
+    "mrna-transfection-detailed": "sknlme.models._mrna_detailed:MRNATransfectionDetailed",
+    "mrna-transfection-sde": "sknlme.models._mrna_sde:MRNATransfectionSDE",
+}
+
+
+def model_names():
+    """Names of the built-in models.
+
+    Examples
+    --------
+    >>> from sknlme.models import model_names
+    >>> "one-compartment-oral" in model_names()
+    True
+    """
+    return sorted(_BUILTIN)
+
+
+def get_model(name, **kwargs):
+    """Instantiate a built-in model by name.
+
+    Parameters
+    ----------
+    name : str
+        One of :func:`model_names`.
+    **kwargs
+        Passed to the model's constructor.
+
+    Returns
+    -------
+    Model
+    """
+    try:
+        target = _BUILTIN[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; choose one of {model_names()}") from None
+    module, cls = target.split(":")
+    return getattr(importlib.import_module(module), cls)(**kwargs)
