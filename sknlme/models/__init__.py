@@ -2,12 +2,14 @@
 
 from ._base import Model
 from ._error import ErrorModel
+from ._function import FunctionModel
 from ._linear_gaussian import LinearGaussian
 from ._mrna import MRNATransfection
 from ._one_compartment import OneCompartmentOral
 
 __all__ = [
     "ErrorModel",
+    "FunctionModel",
     "LinearGaussian",
     "MRNATransfection",
     "Model",
