@@ -6,6 +6,7 @@ from ._function import FunctionModel
 from ._linear_gaussian import LinearGaussian
 from ._mrna import MRNATransfection
 from ._one_compartment import OneCompartmentOral
+from ._registry import get_model, model_names
 
 __all__ = [
     "ErrorModel",
@@ -14,4 +15,6 @@ __all__ = [
     "MRNATransfection",
     "Model",
     "OneCompartmentOral",
+    "get_model",
+    "model_names",
 ]

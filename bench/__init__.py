@@ -1,0 +1,1 @@
+"""Benchmarks of sknlme (run as ``python -m bench.<name>``)."""
