@@ -1,1 +1,13 @@
-"""sknlme.posterior"""
+"""Posteriors of individual parameters: amortized neural estimators and exact references."""
+
+from ._amortized import AmortizedPosterior
+from ._diagnostics import ecdf_error, posterior_metrics, sbc_ranks
+from ._exact import ExactGaussianPosterior
+
+__all__ = [
+    "AmortizedPosterior",
+    "ExactGaussianPosterior",
+    "ecdf_error",
+    "posterior_metrics",
+    "sbc_ranks",
+]

@@ -1,0 +1,248 @@
+"""Turn individuals into network inputs, with standardisation learnt on training data.
+
+Each individual becomes a *set* of elements, one per real observation time and
+one per dose event, never a bare sentinel value:
+
+* observation element: ``[t / t_scale, z_1..z_k, m_1..m_k, 1, 0, 0]`` with
+  ``z_j`` the standardised value of output ``j`` (0 where missing) and ``m_j``
+  its observed indicator;
+* dose element: ``[t / t_scale, 0.., 0.., 0, 1, a]`` with ``a`` the
+  standardised log dose amount;
+* padded element: all zeros, and 0 in the padding mask.
+
+Elements are sorted by time (padding last), so sequence networks see a time
+series and set networks do not care. Direct conditions (not part of the set):
+``log(1 + number of observed values)`` per output, ``log(1 + number of doses)``
+and the simulator covariates, all standardised with training statistics.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from ..data._padded import Padded, pad_records
+from ..data._records import check_individuals
+
+
+def _mean_sd(x, axis=0):
+    x = np.asarray(x, dtype=float)
+    if x.size == 0:
+        shape = x.shape[1:] if axis == 0 and x.ndim > 1 else ()
+        return np.zeros(shape), np.ones(shape)
+    mean = x.mean(axis=axis)
+    sd = x.std(axis=axis)
+    sd = np.where(np.isfinite(sd) & (sd > 1e-12), sd, 1.0)
+    return mean, sd
+
+
+def _names(ids, idx, limit=5):
+    bad = [repr(ids[i]) for i in idx[:limit]]
+    more = f" and {len(idx) - limit} more" if len(idx) > limit else ""
+    return ", ".join(bad) + more
+
+
+def prepare_individuals(X, model):
+    """Validate an individuals table against ``model`` and pad it.
+
+    Parameters
+    ----------
+    X : DataFrame
+        Individuals table (see :func:`sknlme.data.make_individuals`).
+    model : Model
+
+    Returns
+    -------
+    padded : Padded
+    covariates : ndarray of shape (n, n_covariates)
+        The model's simulator covariates, in ``model.covariate_names`` order.
+
+    Raises
+    ------
+    ValueError
+        Naming the first individual with a wrong number of outputs, a
+        non-finite time or dose, a non-positive dose or a missing covariate.
+    """
+    records = check_individuals(X)
+    k = model.n_outputs
+    for ident, rec in zip(X.index, records, strict=True):
+        if rec.n_outputs != k:
+            raise ValueError(
+                f"individual {ident!r} has {rec.n_outputs} outputs, but model {model.name!r} "
+                f"has {k} ({', '.join(map(str, model.output_names))})"
+            )
+        for what, arr in (
+            ("observation times", rec.times),
+            ("dose times", rec.dose_times),
+            ("dose amounts", rec.dose_amounts),
+        ):
+            if not np.all(np.isfinite(arr)):
+                raise ValueError(f"individual {ident!r} has non-finite {what}: {arr.tolist()}")
+        if np.any(np.isinf(rec.values)):
+            raise ValueError(f"individual {ident!r} has infinite values (use NaN for missing)")
+        if np.any(rec.dose_amounts <= 0):
+            raise ValueError(f"individual {ident!r} has non-positive dose amounts")
+    padded = pad_records(records, n_outputs=k)
+    covariates = model._covariate_array(X, len(records))
+    return padded, covariates
+
+
+class Encoder:
+    """Set encoding of padded populations with stored standardisation.
+
+    Build it with :meth:`fit` on training designs; :meth:`to_dict` and
+    :meth:`from_dict` give a JSON-serialisable form.
+    """
+
+    def __init__(self, state):
+        self.state = dict(state)
+
+    # ----------------------------------------------------------- training
+    @classmethod
+    def fit(cls, padded, covariates):
+        """Standardisation statistics of training data."""
+        vm = padded.value_mask()
+        dm = padded.dose_mask
+        times = np.concatenate([padded.times[padded.obs_mask], padded.dose_times[dm]])
+        t_scale = float(times.max()) if times.size and times.max() > 0 else 1.0
+        k = padded.n_outputs
+        v_mean, v_sd = np.zeros(k), np.ones(k)
+        for j in range(k):
+            v_mean[j], v_sd[j] = _mean_sd(padded.values[..., j][vm[..., j]])
+        a_mean, a_sd = _mean_sd(np.log(padded.dose_amounts[dm]))
+        raw = cls._raw_conditions(padded, covariates)
+        c_mean, c_sd = _mean_sd(raw)
+        covariates = np.asarray(covariates, dtype=float).reshape(padded.n_individuals, -1)
+        state = {
+            "n_outputs": k,
+            "n_covariates": covariates.shape[1],
+            "t_scale": t_scale,
+            "value_mean": v_mean.tolist(),
+            "value_sd": v_sd.tolist(),
+            "amount_mean": float(a_mean),
+            "amount_sd": float(a_sd),
+            "cond_mean": np.atleast_1d(c_mean).tolist(),
+            "cond_sd": np.atleast_1d(c_sd).tolist(),
+            "max_obs": int(padded.obs_mask.sum(1).max()),
+            "max_doses": int(dm.sum(1).max()) if dm.size else 0,
+            "cov_min": covariates.min(0).tolist() if covariates.shape[1] else [],
+            "cov_max": covariates.max(0).tolist() if covariates.shape[1] else [],
+        }
+        return cls(state)
+
+    @staticmethod
+    def _raw_conditions(padded, covariates):
+        n = padded.n_individuals
+        counts = np.log1p(padded.value_mask().sum(1))  # (n, k)
+        doses = np.log1p(padded.dose_mask.sum(1))[:, None]
+        cov = np.asarray(covariates, dtype=float).reshape(n, -1)
+        return np.concatenate([counts, doses, cov], axis=1)
+
+    def to_dict(self):
+        """JSON-serialisable state."""
+        return dict(self.state)
+
+    @classmethod
+    def from_dict(cls, state):
+        """Inverse of :meth:`to_dict`."""
+        return cls(state)
+
+    @property
+    def n_features(self):
+        """Number of features of a set element."""
+        return 1 + 2 * self.state["n_outputs"] + 3
+
+    @property
+    def n_conditions(self):
+        """Number of direct conditions."""
+        return len(self.state["cond_mean"])
+
+    # ---------------------------------------------------------- inference
+    def check_design(self, padded, covariates, ids):
+        """Warn about individuals outside the training designs."""
+        s = self.state
+        t_last = np.maximum(
+            np.where(padded.obs_mask, padded.times, 0.0).max(1, initial=0.0),
+            np.where(padded.dose_mask, padded.dose_times, 0.0).max(1, initial=0.0),
+        )
+        checks = [
+            (t_last > 1.1 * s["t_scale"], f"times beyond the training range (> {s['t_scale']:g})"),
+            (padded.obs_mask.sum(1) > s["max_obs"], f"more than {s['max_obs']} observation times"),
+            (padded.dose_mask.sum(1) > s["max_doses"], f"more than {s['max_doses']} doses"),
+            (~padded.value_mask().any((1, 2)), "no observed value"),
+        ]
+        if s["n_covariates"]:
+            lo, hi = np.asarray(s["cov_min"]), np.asarray(s["cov_max"])
+            span = hi - lo
+            out = (covariates < lo - 0.1 * span) | (covariates > hi + 0.1 * span)
+            checks.append((out.any(1), "covariates outside the training range"))
+        for bad, what in checks:
+            idx = np.flatnonzero(bad)
+            if idx.size:
+                warnings.warn(
+                    f"individuals {_names(ids, idx)} have {what}; the network was not "
+                    "trained on such designs and its posterior may be poor",
+                    UserWarning,
+                    stacklevel=3,
+                )
+
+    def encode(self, padded, covariates):
+        """Network inputs of a padded population.
+
+        Returns
+        -------
+        set_x : ndarray of shape (n, T + D, n_features), float32
+        mask : ndarray of shape (n, T + D), float32
+        conditions : ndarray of shape (n, n_conditions), float32
+        """
+        s = self.state
+        n, T, k = padded.values.shape
+        D = padded.dose_times.shape[1]
+        if k != s["n_outputs"]:
+            raise ValueError(f"data have {k} outputs, the network was trained on {s['n_outputs']}")
+        vm = padded.value_mask()
+        z = (padded.values - np.asarray(s["value_mean"])) / np.asarray(s["value_sd"])
+        obs = np.zeros((n, T, self.n_features), dtype=np.float32)
+        obs[..., 0] = padded.times / s["t_scale"]
+        obs[..., 1 : 1 + k] = np.where(vm, z, 0.0)
+        obs[..., 1 + k : 1 + 2 * k] = vm
+        obs[..., 1 + 2 * k] = 1.0
+        obs[~padded.obs_mask] = 0.0
+        dose = np.zeros((n, D, self.n_features), dtype=np.float32)
+        dm = padded.dose_mask
+        if D:
+            amounts = np.log(np.where(dm, padded.dose_amounts, 1.0))
+            dose[..., 0] = padded.dose_times / s["t_scale"]
+            dose[..., -2] = 1.0
+            dose[..., -1] = (amounts - s["amount_mean"]) / s["amount_sd"]
+            dose[~dm] = 0.0
+        set_x = np.concatenate([obs, dose], axis=1)
+        mask = np.concatenate([padded.obs_mask, dm], axis=1)
+        order = np.argsort(np.where(mask, set_x[..., 0], np.inf), axis=1, kind="stable")
+        set_x = np.take_along_axis(set_x, order[..., None], axis=1)
+        mask = np.take_along_axis(mask, order, axis=1).astype(np.float32)
+        raw = self._raw_conditions(padded, covariates)
+        cond = (raw - np.asarray(s["cond_mean"])) / np.asarray(s["cond_sd"])
+        return set_x, mask, cond.astype(np.float32)
+
+
+def pad_sets(arrays, size):
+    """Right-pad encoded ``(set_x, mask)`` pairs to ``size`` elements (zeros, mask 0)."""
+    set_x, mask = arrays
+    extra = size - set_x.shape[1]
+    if extra < 0:
+        raise ValueError(f"set of {set_x.shape[1]} elements does not fit {size}")
+    if extra:
+        set_x = np.pad(set_x, ((0, 0), (0, extra), (0, 0)))
+        mask = np.pad(mask, ((0, 0), (0, extra)))
+    return set_x, mask
+
+
+def as_padded(X, covariates=None):
+    """Return ``(padded, covariates DataFrame or None)`` for a :class:`Padded` or a pair."""
+    if isinstance(X, Padded):
+        return X, covariates
+    if isinstance(X, tuple) and len(X) == 2 and isinstance(X[0], Padded):
+        return X
+    raise TypeError(f"expected Padded or (Padded, covariates), got {type(X).__name__}")

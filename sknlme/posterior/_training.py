@@ -1,0 +1,139 @@
+"""Training data for amortized posteriors: simulation in rounds and Keras batches."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from keras.utils import PyDataset
+
+from ..data._padded import Padded
+from ._encoding import Encoder, as_padded, pad_sets, prepare_individuals
+
+ROUND_SIZE = 5000
+
+
+def simulate_rounds(model, n, rng, verbose=0):
+    """Simulate ``n`` individuals from the model's designs and prior, in rounds.
+
+    Returns
+    -------
+    chunks : list of (Padded, covariates ndarray, phi ndarray)
+    """
+    chunks = []
+    sizes = [min(ROUND_SIZE, n - start) for start in range(0, n, ROUND_SIZE)]
+    progress = None
+    if verbose:
+        from tqdm.auto import tqdm
+
+        progress = tqdm(total=n, desc=f"Simulating {model.name}", unit="ind")
+    for m in sizes:
+        design, cov = model.sample_design(m, rng)
+        phi = model.sample_prior(m, rng)
+        values = model.simulate_padded(phi, design, cov, rng)
+        padded = Padded(
+            design.times,
+            values,
+            design.obs_mask,
+            design.dose_times,
+            design.dose_amounts,
+            design.dose_mask,
+        )
+        cov_arr = model._covariate_array(cov, m)
+        chunks.append((padded, cov_arr, phi))
+        if progress is not None:
+            progress.update(m)
+    if progress is not None:
+        progress.close()
+    return chunks
+
+
+def presimulated(model, X_sim, phi_sim):
+    """Validate user simulations: an individuals table (or Padded) and true parameters."""
+    if isinstance(X_sim, pd.DataFrame):
+        padded, cov = prepare_individuals(X_sim, model)
+    else:
+        padded, cov_df = as_padded(X_sim)
+        cov = model._covariate_array(cov_df, padded.n_individuals)
+    if isinstance(phi_sim, pd.DataFrame):
+        missing = [p for p in model.param_names if p not in phi_sim.columns]
+        if missing:
+            raise ValueError(f"phi_sim lacks parameter columns {missing}")
+        if isinstance(X_sim, pd.DataFrame) and not phi_sim.index.equals(X_sim.index):
+            raise ValueError("phi_sim must be indexed like X_sim (same IDs in the same order)")
+        phi_sim = phi_sim[list(model.param_names)]
+    phi = np.asarray(phi_sim, dtype=float)
+    if phi.shape != (padded.n_individuals, model.n_params):
+        raise ValueError(
+            f"phi_sim must have shape ({padded.n_individuals}, {model.n_params}), got {phi.shape}"
+        )
+    if not np.all(np.isfinite(phi)):
+        row = int(np.flatnonzero(~np.isfinite(phi).all(1))[0])
+        raise ValueError(f"phi_sim has non-finite values in row {row}")
+    return [(padded, cov, phi)]
+
+
+def fit_encoder(chunks):
+    """An :class:`Encoder` fit on all chunks (padded to a common width)."""
+    if len(chunks) == 1:
+        return Encoder.fit(chunks[0][0], chunks[0][1])
+    T = max(c[0].times.shape[1] for c in chunks)
+    D = max(c[0].dose_times.shape[1] for c in chunks)
+
+    def widen(a, width, fill):
+        pad = [(0, 0), (0, width - a.shape[1])] + [(0, 0)] * (a.ndim - 2)
+        return np.pad(a, pad, constant_values=fill)
+
+    padded = Padded(
+        np.concatenate([widen(c[0].times, T, 0.0) for c in chunks]),
+        np.concatenate([widen(c[0].values, T, np.nan) for c in chunks]),
+        np.concatenate([widen(c[0].obs_mask, T, False) for c in chunks]),
+        np.concatenate([widen(c[0].dose_times, D, 0.0) for c in chunks]),
+        np.concatenate([widen(c[0].dose_amounts, D, 0.0) for c in chunks]),
+        np.concatenate([widen(c[0].dose_mask, D, False) for c in chunks]),
+    )
+    return Encoder.fit(padded, np.concatenate([c[1] for c in chunks]))
+
+
+def encode_chunks(encoder, chunks):
+    """Encoded sets, masks and conditions of all chunks, padded to one set size."""
+    encoded = [encoder.encode(p, c) for p, c, _ in chunks]
+    size = max(e[0].shape[1] for e in encoded)
+    sets, masks = zip(*(pad_sets(e[:2], size) for e in encoded), strict=True)
+    return (
+        np.concatenate(sets),
+        np.concatenate(masks),
+        np.concatenate([e[2] for e in encoded]),
+        np.concatenate([ch[2] for ch in chunks]),
+    )
+
+
+def network_inputs(set_x, mask, cond, with_summary):
+    """Keyword inputs of the BayesFlow estimator."""
+    if with_summary:
+        return {"summary_variables": set_x, "summary_mask": mask, "inference_conditions": cond}
+    flat = np.concatenate([set_x.reshape(len(set_x), -1), mask, cond], axis=1)
+    return {"inference_conditions": flat}
+
+
+class Batches(PyDataset):
+    """Shuffled mini-batches of a dict of arrays (reshuffled every epoch)."""
+
+    def __init__(self, data, batch_size, rng, shuffle=True):
+        super().__init__()
+        self.data = data
+        self.batch_size = int(batch_size)
+        self.rng = rng
+        self.shuffle = shuffle
+        self.n = len(next(iter(data.values())))
+        self.order = rng.permutation(self.n) if shuffle else np.arange(self.n)
+
+    def __len__(self):
+        return int(np.ceil(self.n / self.batch_size))
+
+    def __getitem__(self, i):
+        idx = np.sort(self.order[i * self.batch_size : (i + 1) * self.batch_size])
+        return {key: value[idx] for key, value in self.data.items()}
+
+    def on_epoch_end(self):
+        if self.shuffle:
+            self.order = self.rng.permutation(self.n)
