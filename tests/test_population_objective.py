@@ -292,3 +292,23 @@ def test_bad_inputs():
     obj = PopulationObjective(samples, offsets, names)
     with pytest.raises(ValueError, match="4 entries"):
         obj(np.zeros(3))
+
+
+def test_vectorised_exp_matches_numpy():
+    from sknlme.population._kernels import _exp_shifted
+
+    x = np.concatenate([-np.linspace(0, 708, 20001), [-707.999, -708.001, -800, -np.inf, 0.0]])
+    w = np.empty_like(x)
+    _exp_shifted(x + 3.0, 3.0, w)  # shifted by the maximum, as in the kernels
+    ref = np.exp(x)
+    keep = x >= -708
+    # degree-12 Taylor remainder 1.7e-16 plus a few roundings of x - n ln2 and Horner: 1e-15
+    np.testing.assert_allclose(w[keep], ref[keep], rtol=1e-15, atol=0)
+    assert np.all(w[~keep] == 0.0)  # below exp(-708) = 3.3e-308 weights are exactly zero
+
+
+def test_non_finite_parameters_give_nan():
+    samples, offsets, _ = make_data(11, n=3, K=4, d=2)
+    obj = PopulationObjective(samples, offsets, NAMES[:2])
+    f, g = obj.value_and_gradient(np.array([np.nan, 0.0, 0.0, 0.0]))
+    assert np.isnan(f) and np.all(np.isnan(g))

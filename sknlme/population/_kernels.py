@@ -20,10 +20,65 @@ offsets (zero likelihood) stay exact: an individual whose terms are all
 """
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
 
 _FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
 _OPTS = {"parallel": True, "nogil": True, "cache": True, "fastmath": _FASTMATH}
+
+
+# exp(x) for x <= 0 as 2^n exp(r), n = round(x / ln 2), |r| <= ln(2) / 2: exp(r) by its
+# Taylor polynomial of degree 12 (remainder < 0.347^13 / 13! = 1.7e-16 relative) and 2^n
+# built in the exponent bits. Arithmetic, bit casts and selects only, so the loop
+# vectorises (numba has no vector exp without SVML): about 3x faster than libm's exp.
+# Only "contract" (FMA) here: reassociation would fold (t + SHIFT) - SHIFT.
+_LOG2E = 1.4426950408889634
+_LN2_HI = 0.6931471803691238  # ln 2 split in two parts, the first exact in 32 bits
+_LN2_LO = 1.9082149292705877e-10
+_SHIFT = 6755399441055744.0  # 1.5 * 2^52: t + SHIFT holds round(t) in its low bits
+_SHIFT_BITS = 0x4338000000000000  # bit pattern of _SHIFT
+_UNDERFLOW = -708.0  # below this exp(x) < 3.3e-308: the weight is set to 0
+_C0, _C1, _C2, _C3, _C4, _C5, _C6, _C7, _C8, _C9, _C10, _C11, _C12 = (
+    1.0 / np.prod(np.arange(1.0, m + 1)) for m in range(13)
+)
+
+
+@intrinsic
+def _as_int64(typingctx, x):
+    """Bit pattern of a float64 as int64."""
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+
+    return types.int64(types.float64), codegen
+
+
+@intrinsic
+def _as_float64(typingctx, x):
+    """float64 with the given int64 bit pattern."""
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return types.float64(types.int64), codegen
+
+
+@njit(nogil=True, cache=True, fastmath={"contract"})
+def _exp_shifted(a, amax, w):
+    """``w[k] = exp(a[k] - amax)`` for ``a - amax <= 0`` (0 below ``_UNDERFLOW``)."""
+    for k in range(a.shape[0]):
+        y = a[k] - amax
+        x = max(y, _UNDERFLOW)
+        t = x * _LOG2E + _SHIFT
+        nf = t - _SHIFT
+        r = (x - nf * _LN2_HI) - nf * _LN2_LO
+        p = _C12 * r + _C11
+        p = (((p * r + _C10) * r + _C9) * r + _C8) * r + _C7
+        p = ((((p * r + _C6) * r + _C5) * r + _C4) * r + _C3) * r + _C2
+        p = (p * r + _C1) * r + _C0
+        scale = _as_float64((_as_int64(t) - _SHIFT_BITS + 1023) << 52)  # 2^n, -1022 <= n <= 0
+        w[k] = p * scale if y >= _UNDERFLOW else 0.0
 
 
 @njit(nogil=True, cache=True, fastmath=_FASTMATH)
@@ -34,11 +89,10 @@ def _weights(a, w):
         amax = max(amax, a[k])
     if amax == -np.inf:
         return amax, 0.0
+    _exp_shifted(a, amax, w)
     s = 0.0
     for k in range(a.shape[0]):
-        e = np.exp(a[k] - amax)
-        w[k] = e
-        s += e
+        s += w[k]
     return amax, s
 
 

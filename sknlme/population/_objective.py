@@ -305,9 +305,14 @@ class PopulationObjective:
     def value_and_gradient(self, x):
         """Objective value and gradient over the free parameters."""
         x = np.asarray(x, dtype=float).reshape(-1)
+        if x.shape != (self.n_x,):
+            raise ValueError(f"x must have {self.n_x} entries, got {x.shape[0]}")
         key = x.tobytes()
         if self._cache[0] == key:
-            return self._cache[1]
+            f, g = self._cache[1]
+            return f, g.copy()
+        if not np.all(np.isfinite(x)):
+            return np.nan, np.full(self.n_x, np.nan)
         lse, zbar, S, B, linv = self._moments(x)
         f = -np.sum(lse) + self.n * np.log(self.K)
         gm = -(zbar @ linv)  # row i: df/dm_i = -L^{-T} zbar_i
