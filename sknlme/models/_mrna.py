@@ -74,7 +74,9 @@ class MRNATransfection(Model):
         self._max_time = _as_range(max_time, "max_time", TIMES[0], TIMES[-1])
         self._missing = _as_range(missing_rate, "missing_rate", 0.0, 1.0)
         self.error_model = ErrorModel("additive")
-        super().__init__(_NAMES, _MEAN, _VAR, output_names=("log_fluorescence",), name="mrna")
+        super().__init__(
+            _NAMES, _MEAN, _VAR, output_names=("log_fluorescence",), name="mrna-transfection"
+        )
 
     def sample_design(self, n, random_state=None):
         """``n`` designs on the 10-minute grid, cut at each individual's ``max_time``."""
