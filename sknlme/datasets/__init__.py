@@ -1,5 +1,6 @@
 """Shipped data sets, simulated populations and pretrained networks."""
 
+from ._population import make_population
 from ._theophylline import load_theophylline
 
-__all__ = ["load_theophylline"]
+__all__ = ["load_theophylline", "make_population"]
