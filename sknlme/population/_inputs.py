@@ -1,0 +1,98 @@
+"""From an individuals table and a posterior to the objective's inputs.
+
+Covariate matrices (numeric, finite, named columns) and posterior draws with
+their per-draw log offsets for the amortized or the importance likelihood.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..data import covariate_columns
+from ._objective import amortized_offsets
+
+__all__ = ["covariate_effects", "covariate_matrix", "posterior_draws"]
+
+
+def _ident(X, i):
+    """The ID of row ``i`` as a plain Python value (for messages)."""
+    return X.index[[i]].tolist()[0]
+
+
+def covariate_effects(covariates):
+    """Normalise ``{column: parameter or list of parameters}`` to lists.
+
+    Examples
+    --------
+    >>> covariate_effects({"WT": "log_CL", "AGE": ["log_V"]})
+    {'WT': ['log_CL'], 'AGE': ['log_V']}
+    """
+    if covariates is None:
+        return {}
+    if not isinstance(covariates, dict):
+        raise TypeError(
+            f"covariates must be a dict column -> list of parameter names, got {covariates!r}"
+        )
+    return {str(c): [p] if isinstance(p, str) else list(p) for c, p in covariates.items()}
+
+
+def covariate_matrix(X, names):
+    """Float matrix (n, p) of the covariate columns ``names`` of ``X``.
+
+    Raises a ValueError naming the column when it is absent or not numeric
+    (encode categories first, e.g. with ``OneHotEncoder``) and naming the
+    individual when a value is missing or infinite.
+    """
+    present = covariate_columns(X)
+    cols = []
+    for name in names:
+        if name not in present:
+            raise ValueError(f"covariate {name!r} is not a column of X; columns: {present}")
+        col = X[name]
+        if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)):
+            raise ValueError(
+                f"covariate {name!r} is not numeric (dtype {col.dtype}); encode categories "
+                "as numeric indicator columns first, e.g. with "
+                "sklearn.preprocessing.OneHotEncoder in a ColumnTransformer"
+            )
+        values = col.to_numpy(dtype=float, na_value=np.nan)
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            value = float(values[bad[0]])
+            raise ValueError(f"covariate {name!r} of individual {_ident(X, bad[0])!r} is {value!r}")
+        cols.append(values)
+    return np.stack(cols, axis=1) if cols else np.empty((len(X), 0))
+
+
+def posterior_draws(posterior, model, X, n_samples, seed, likelihood):
+    """Posterior draws (n, K, d) and per-draw log offsets (n, K).
+
+    ``likelihood="amortized"``: ``c_ik = -log p0(phi_ik)``;
+    ``"importance"``: ``c_ik = log p(y_i | phi_ik) - log q(phi_ik | y_i)``.
+    """
+    samples = np.asarray(posterior.sample(X, n_samples, random_state=seed))
+    d = len(model.param_names)
+    if samples.shape != (len(X), n_samples, d):
+        raise ValueError(
+            f"posterior.sample returned shape {samples.shape}, expected "
+            f"({len(X)}, {n_samples}, {d}) for the parameters {list(model.param_names)} "
+            "of posterior.model: is the posterior trained for another model?"
+        )
+    bad = ~np.all(np.isfinite(samples), axis=(1, 2))
+    if bad.any():
+        i = np.flatnonzero(bad)[0]
+        raise ValueError(f"posterior draws of individual {_ident(X, i)!r} are not finite")
+    if likelihood == "amortized":
+        return samples, amortized_offsets(samples, model.prior_mean, model.prior_cov)
+    loglik = np.asarray(model.log_likelihood(samples, X), dtype=float)
+    offsets = loglik - np.asarray(posterior.log_prob(X, samples), dtype=float)
+    bad = np.isnan(offsets) | np.isposinf(offsets)
+    dead = np.all(np.isneginf(offsets), axis=1)
+    if bad.any() or dead.any():
+        i = np.flatnonzero(bad.any(axis=1) | dead)[0]
+        raise ValueError(
+            f"importance weights of individual {_ident(X, i)!r} are not usable "
+            "(NaN, +inf, or all draws with zero likelihood): check the posterior and the data"
+        )
+    return samples, offsets

@@ -1,0 +1,182 @@
+"""Standard errors and the NONMEM/Monolix-like parameter table.
+
+Standard errors come from the observed information: the Hessian of the
+negative log-likelihood at the estimate, by central finite differences of the
+analytic gradient. Derived quantities (standard deviations, variances,
+correlations) get theirs by the delta method.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+__all__ = [
+    "derived_quantities",
+    "fd_hessian",
+    "inverse_hessian",
+    "jacobian",
+    "population_table",
+    "warn_low_ess",
+]
+
+
+def fd_hessian(gradient, x, rel_step=1e-4):
+    """Symmetrised central-difference Hessian of ``gradient`` at ``x``.
+
+    Step ``h_j = rel_step * max(1, |x_j|)``: the truncation error is
+    ``O(h^2)`` and the rounding error ``O(eps |g| / h)``, both about 1e-8
+    relative for ``rel_step = 1e-4``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> A = np.array([[2.0, 1.0], [1.0, 3.0]])
+    >>> np.allclose(fd_hessian(lambda x: A @ x, np.zeros(2)), A)
+    True
+    """
+    x = np.asarray(x, dtype=float)
+    H = np.empty((x.size, x.size))
+    for j in range(x.size):
+        h = rel_step * max(1.0, abs(x[j]))
+        e = np.zeros_like(x)
+        e[j] = h
+        H[:, j] = (np.asarray(gradient(x + e)) - np.asarray(gradient(x - e))) / (2 * h)
+    return 0.5 * (H + H.T)
+
+
+def inverse_hessian(H, names):
+    """Covariance of the estimate, ``H^-1``; NaN with a warning when H is not PD."""
+    try:
+        np.linalg.cholesky(H)
+    except np.linalg.LinAlgError:
+        w, V = np.linalg.eigh(H)
+        worst = V[:, np.argmin(w)]
+        culprits = [names[i] for i in np.argsort(-np.abs(worst))[:3]]
+        warnings.warn(
+            "the Hessian of the negative log-likelihood is not positive definite at the "
+            f"estimate (smallest eigenvalue {w.min():.3g}, mostly along {culprits}): an "
+            "estimate at a bound or a non-identifiable parameter; standard errors are NaN. "
+            "Use profile() for confidence intervals.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return np.full_like(H, np.nan)
+    return np.linalg.inv(H)
+
+
+def jacobian(fun, x, rel_step=1e-6):
+    """Central-difference Jacobian of a vector function, shape (m, n)."""
+    x = np.asarray(x, dtype=float)
+    cols = []
+    for j in range(x.size):
+        h = rel_step * max(1.0, abs(x[j]))
+        e = np.zeros_like(x)
+        e[j] = h
+        cols.append((np.asarray(fun(x + e)) - np.asarray(fun(x - e))) / (2 * h))
+    return np.stack(cols, axis=1) if cols else np.zeros((len(fun(x)), 0))
+
+
+def derived_quantities(unpacked, layout):
+    """Reported quantities of one parameter vector.
+
+    Parameters
+    ----------
+    unpacked : dict
+        ``beta``, ``B`` and ``cov`` as from ``PopulationObjective.unpack``.
+    layout : Parametrization
+        The objective's layout (parameter and covariate names, covariate
+        pairs, random effects, covariance blocks).
+
+    Returns
+    -------
+    list of (name, kind, value)
+        Kinds ``"fixed effect"``, ``"covariate effect"``, ``"SD"``,
+        ``"variance"`` and ``"correlation"`` (pairs inside a block).
+    """
+    beta, B, cov = unpacked["beta"], unpacked["B"], unpacked["cov"]
+    names, covs = layout.param_names, layout.covariate_names
+    out = [(p, "fixed effect", beta[j]) for j, p in enumerate(names)]
+    out += [(f"{covs[c]}:{names[j]}", "covariate effect", B[c, j]) for c, j in layout.cov_pairs]
+    sd = np.sqrt(np.diag(cov))
+    re = [names.index(p) for p in layout.random_effects]
+    out += [(f"SD({names[j]})", "SD", sd[j]) for j in re]
+    out += [(f"Var({names[j]})", "variance", cov[j, j]) for j in re]
+    for block in layout.blocks:
+        for a, j in enumerate(block):
+            for m in block[:a]:
+                corr = cov[j, m] / (sd[j] * sd[m])
+                out.append((f"Corr({names[m]},{names[j]})", "correlation", corr))
+    return out
+
+
+def warn_low_ess(ess, n_draws, fraction):
+    """Warn, naming them, about individuals whose ESS is below ``fraction * n_draws``."""
+    low = ess[ess < fraction * n_draws]
+    if len(low):
+        shown = ", ".join(f"{i!r} ({v:.1f})" for i, v in low.head(10).items())
+        more = f" and {len(low) - 10} more" if len(low) > 10 else ""
+        warnings.warn(
+            f"effective sample size below {fraction:.0%} of the {n_draws} draws for "
+            f"{len(low)} individual(s): {shown}{more}; their likelihood estimates are "
+            "noisy (more n_samples, or check the posterior)",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+
+
+def population_table(derived_fun, x, cov_x, confidence=0.95):
+    """Parameter table with estimates, standard errors, RSE% and Wald intervals.
+
+    Parameters
+    ----------
+    derived_fun : callable
+        ``x -> list of (name, kind, value)`` (see :func:`derived_quantities`).
+    x : ndarray
+        Free population parameters at the estimate.
+    cov_x : ndarray
+        Covariance of ``x`` (inverse Hessian).
+    confidence : float, default=0.95
+        Level of the intervals.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``parameter, kind, estimate, se, rse_percent, ci_lower,
+        ci_upper, fixed``; a quantity is ``fixed`` when it does not depend on
+        any free parameter (it has no standard error). Intervals are Wald
+        intervals on the natural scale for effects, on the log scale for SDs
+        and variances (so they stay positive) and on Fisher's ``atanh`` scale
+        for correlations.
+    """
+    rows = derived_fun(x)
+    values = np.array([v for _, _, v in rows], dtype=float)
+    J = jacobian(lambda z: [v for _, _, v in derived_fun(z)], x)
+    se = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", J, cov_x, J), 0.0))
+    z = norm.ppf(0.5 + confidence / 2)
+    lo, hi = values - z * se, values + z * se
+    for i, (_, kind, v) in enumerate(rows):
+        if kind in ("SD", "variance") and v > 0:
+            lo[i], hi[i] = v * np.exp(-z * se[i] / v), v * np.exp(z * se[i] / v)
+        elif kind == "correlation" and abs(v) < 1:
+            zr, sz = np.arctanh(v), se[i] / (1 - v**2)
+            lo[i], hi[i] = np.tanh(zr - z * sz), np.tanh(zr + z * sz)
+    fixed = ~np.any(J != 0, axis=1)
+    se = np.where(fixed, np.nan, se)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rse = 100 * se / np.abs(values)
+    return pd.DataFrame(
+        {
+            "parameter": [r[0] for r in rows],
+            "kind": [r[1] for r in rows],
+            "estimate": values,
+            "se": se,
+            "rse_percent": rse,
+            "ci_lower": np.where(fixed, np.nan, lo),
+            "ci_upper": np.where(fixed, np.nan, hi),
+            "fixed": fixed,
+        }
+    )
