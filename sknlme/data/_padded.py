@@ -55,19 +55,42 @@ class Padded:
         return self.obs_mask[..., None] & ~np.isnan(self.values)
 
     def to_records(self):
-        """Split into one :class:`IndividualRecords` per individual."""
-        out = []
-        for i in range(self.n_individuals):
-            m, d = self.obs_mask[i], self.dose_mask[i]
-            out.append(
+        """Split into one :class:`IndividualRecords` per individual.
+
+        Records of right-padded arrays (real entries first, as made by
+        :func:`pad_records` and the models' design samplers) are read-only
+        views of one private copy of the arrays, so that a million
+        individuals split in about a second.
+        """
+        n_obs = self.obs_mask.sum(axis=1)
+        n_dose = self.dose_mask.sum(axis=1)
+        prefix = _is_prefix(self.obs_mask, n_obs) and _is_prefix(self.dose_mask, n_dose)
+        if not prefix:
+            return [
                 IndividualRecords(
                     self.times[i, m],
                     self.values[i, m],
                     self.dose_times[i, d],
                     self.dose_amounts[i, d],
                 )
-            )
-        return out
+                for i, (m, d) in enumerate(zip(self.obs_mask, self.dose_mask, strict=True))
+            ]
+        arrays = []
+        for a in (self.times, self.values, self.dose_times, self.dose_amounts):
+            a = np.array(a, dtype=float, copy=True)
+            a.setflags(write=False)
+            arrays.append(a)
+        times, values, dose_times, dose_amounts = arrays
+        make = IndividualRecords._trusted
+        return [
+            make(times[i, :k], values[i, :k], dose_times[i, :j], dose_amounts[i, :j])
+            for i, (k, j) in enumerate(zip(n_obs.tolist(), n_dose.tolist(), strict=True))
+        ]
+
+
+def _is_prefix(mask, counts):
+    """Whether every row of ``mask`` is True exactly on its first ``counts`` entries."""
+    return bool(np.array_equal(mask, np.arange(mask.shape[1]) < counts[:, None]))
 
 
 def _pad_rows(rows, width, fill, dtype):

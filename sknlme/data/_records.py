@@ -109,6 +109,16 @@ class IndividualRecords:
 
     __hash__ = None
 
+    @classmethod
+    def _trusted(cls, times, values, dose_times, dose_amounts):
+        """Build from already validated, read-only float arrays (no copies)."""
+        rec = object.__new__(cls)
+        object.__setattr__(rec, "times", times)
+        object.__setattr__(rec, "values", values)
+        object.__setattr__(rec, "dose_times", dose_times)
+        object.__setattr__(rec, "dose_amounts", dose_amounts)
+        return rec
+
     def _arrays(self):
         return (self.times, self.values, self.dose_times, self.dose_amounts)
 
