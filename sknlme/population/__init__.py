@@ -3,3 +3,6 @@
 from ._objective import PopulationObjective, amortized_offsets
 
 __all__ = ["PopulationObjective", "amortized_offsets"]
+from ._estimator import NLMEPopulationEstimator  # noqa: E402
+
+__all__ += ["NLMEPopulationEstimator"]
