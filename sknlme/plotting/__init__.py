@@ -11,3 +11,6 @@ __all__ = [
     "plot_recovery",
     "plot_vpc",
 ]
+from ._profiles import plot_profiles  # noqa: E402
+
+__all__ += ["plot_profiles"]
