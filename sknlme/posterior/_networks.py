@@ -54,6 +54,9 @@ class MaskedDeepSet(SummaryNetwork):
 
     ``h = f1(x)``; ``g = f2([h, pool(h)])``; output ``f3(pool(g))`` where
     ``pool`` concatenates the mean and the maximum over real elements only.
+    The first layer of ``f2`` is split into a per-element and a per-set part
+    (``W [h, p] = W_h h + W_p p``), so the pooled vector is transformed once
+    per set, not once per element.
 
     Parameters
     ----------
@@ -69,17 +72,18 @@ class MaskedDeepSet(SummaryNetwork):
         self.summary_dim = int(summary_dim)
         self.widths = tuple(int(w) for w in widths)
         self.f1 = _mlp(self.widths, name="element")
-        self.f2 = _mlp(self.widths, name="equivariant")
+        self.f2_element = keras.layers.Dense(self.widths[0], name="equivariant_element")
+        self.f2_set = keras.layers.Dense(self.widths[0], use_bias=False, name="equivariant_set")
+        self.f2 = _mlp(self.widths[1:], name="equivariant") if len(self.widths) > 1 else None
         self.f3 = _mlp(self.widths, out=self.summary_dim, name="output")
 
     def call(self, x, training=False, mask=None):
         m = _float_mask(x, mask)
         h = self.f1(x, training=training)
-        pooled = _masked_pool(h, m)
-        tiled = keras.ops.broadcast_to(
-            keras.ops.expand_dims(pooled, 1), keras.ops.shape(h)[:-1] + (pooled.shape[-1],)
-        )
-        g = self.f2(keras.ops.concatenate([h, tiled], axis=-1), training=training)
+        pooled = self.f2_set(_masked_pool(h, m))
+        g = keras.ops.silu(self.f2_element(h) + keras.ops.expand_dims(pooled, 1))
+        if self.f2 is not None:
+            g = self.f2(g, training=training)
         return self.f3(_masked_pool(g, m), training=training)
 
     def compute_mask(self, inputs, mask=None):

@@ -1,0 +1,130 @@
+"""Train the pretrained posteriors shipped in ``sknlme/datasets/data/``.
+
+Usage::
+
+    python -m bench.train_pretrained one-compartment-oral --out sknlme/datasets/data/
+    python -m bench.train_pretrained mrna-transfection --out sknlme/datasets/data/
+    python -m bench.train_pretrained one-compartment-oral --quick   # a 1-minute probe
+
+Each run must finish within 30 minutes on 2 CPU cores: a time-budget
+callback stops training (keeping the best weights so far) if it would not.
+The file written is ``<out>/<name>.posterior.zip`` (see
+:func:`sknlme.datasets.pretrained`); a JSON summary goes to ``bench/out/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+
+import keras  # noqa: E402
+
+from sknlme.models import MRNATransfection, OneCompartmentOral  # noqa: E402
+from sknlme.posterior import AmortizedPosterior  # noqa: E402
+
+CONFIGS = {
+    "one-compartment-oral": dict(
+        model=lambda: OneCompartmentOral(error="additive"),
+        params=dict(
+            summary_network="deepset",
+            hidden_units=(128, 128),
+            flow_depth=6,
+            n_simulations=100_000,
+            epochs=30,
+            batch_size=256,
+            learning_rate=1e-3,
+            patience=8,
+        ),
+    ),
+    "mrna-transfection": dict(
+        model=lambda: MRNATransfection(),
+        params=dict(
+            summary_network="deepset",
+            hidden_units=(64, 64),
+            flow_depth=6,
+            n_simulations=50_000,
+            epochs=25,
+            batch_size=256,
+            learning_rate=1e-3,
+            patience=6,
+        ),
+    ),
+}
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stop training before ``seconds`` have elapsed (judged by the last epoch's time)."""
+
+    def __init__(self, seconds):
+        super().__init__()
+        self.seconds = seconds
+        self.start = self.last = None
+
+    def on_train_begin(self, logs=None):
+        self.start = self.last = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = time.perf_counter()
+        if now + (now - self.last) > self.start + self.seconds:
+            print(f"time budget: stopping after epoch {epoch + 1}", flush=True)
+            self.model.stop_training = True
+        self.last = now
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("name", choices=sorted(CONFIGS))
+    parser.add_argument("--out", default="sknlme/datasets/data/")
+    parser.add_argument("--quick", action="store_true", help="tiny probe run (speed check)")
+    parser.add_argument("--budget", type=float, default=27 * 60, help="training seconds")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    config = CONFIGS[args.name]
+    params = dict(config["params"])
+    if args.quick:
+        params.update(n_simulations=5000, epochs=2)
+    model = config["model"]()
+    start = time.perf_counter()
+    post = AmortizedPosterior(
+        model,
+        callbacks=[TimeBudget(args.budget - 120)],
+        random_state=args.seed,
+        verbose=2,
+        **params,
+    )
+    post.fit()
+    seconds = time.perf_counter() - start
+    post.callbacks = None  # the budget callback is not part of the shipped estimator
+    summary = {
+        "name": args.name,
+        "params": {k: v for k, v in params.items()},
+        "seconds": seconds,
+        "epochs_run": len(post.history_["loss"]),
+        "best_val_loss": min(post.history_["val_loss"]),
+        "cpu_count": os.cpu_count(),
+        "load_average": os.getloadavg(),
+    }
+    print(json.dumps(summary, indent=1), flush=True)
+    if args.quick:
+        return summary
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{args.name}.posterior.zip"
+    post.save(path)
+    summary["file"] = str(path)
+    summary["megabytes"] = path.stat().st_size / 2**20
+    bench_out = Path("bench/out")
+    bench_out.mkdir(parents=True, exist_ok=True)
+    (bench_out / f"train_{args.name}.json").write_text(json.dumps(summary, indent=1))
+    print(f"saved {path} ({summary['megabytes']:.2f} MB) in {seconds / 60:.1f} min", flush=True)
+    return summary
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""Pretrained amortized posteriors shipped with sknlme."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+PRETRAINED = {
+    "one-compartment-oral": (
+        "OneCompartmentOral(error='additive'): theophylline-like designs (one oral dose "
+        "3-6 mg/kg, 10-11 samples over 0-25 h); parameters log_ke, log_ka, log_Cl, log_sigma"
+    ),
+    "mrna-transfection": (
+        "MRNATransfection(): 180 log-fluorescence values every 10 min from 1/6 h to 30 h; "
+        "parameters log_delta, log_gamma, log_k_m0_scale, log_t0, log_offset, log_sigma"
+    ),
+}
+
+
+def pretrained_names():
+    """Names accepted by :func:`pretrained`, with a description of each."""
+    return dict(PRETRAINED)
+
+
+def pretrained(name):
+    """Load a shipped pretrained :class:`~sknlme.posterior.AmortizedPosterior`.
+
+    No training happens: the networks were trained by
+    ``python -m bench.train_pretrained <name>``, whose summary (calibration,
+    coverage, training time) is in the package documentation.
+
+    Parameters
+    ----------
+    name : {"one-compartment-oral", "mrna-transfection"}
+
+    Returns
+    -------
+    AmortizedPosterior
+        Fitted, with its model (``post.model``) rebuilt from the file.
+
+    Examples
+    --------
+    >>> from sknlme.datasets import load_theophylline
+    >>> from sknlme.datasets._pretrained import pretrained
+    >>> post = pretrained("one-compartment-oral")
+    >>> post.model.param_names
+    ('log_ke', 'log_ka', 'log_Cl', 'log_sigma')
+    >>> post.sample(load_theophylline(), 10, random_state=0).shape
+    (12, 10, 4)
+    """
+    if name not in PRETRAINED:
+        raise ValueError(f"no pretrained posterior {name!r}; available: {sorted(PRETRAINED)}")
+    from ..posterior import AmortizedPosterior
+
+    ref = resources.files("sknlme.datasets") / "data" / f"{name}.posterior.zip"
+    if not ref.is_file():
+        raise FileNotFoundError(
+            f"the pretrained posterior file for {name!r} is missing from this installation; "
+            f"train it with `python -m bench.train_pretrained {name}`"
+        )
+    with resources.as_file(ref) as path:
+        return AmortizedPosterior.load(path)
