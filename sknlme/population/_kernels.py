@@ -1,5 +1,8 @@
 """Numba kernels of the population objective (the package's hot path).
 
+The draws come transposed, ``samples[i, j, k]`` of shape (n, d, K), so that
+every loop over the draws ``k`` runs on contiguous memory and vectorises (in
+the (n, K, d) layout those loads are strided by ``d``: measured 1.8x slower).
 For individual ``i`` with draws ``phi_ik`` (float32 or float64, read as they
 are and promoted to float64 one value at a time), mean ``m_i`` and
 ``Psi = L L^T`` (``Linv = L^{-1}``), the kernels form ``z_ik = Linv (phi_ik - m_i)``
@@ -98,16 +101,16 @@ def _weights(a, w):
 
 @njit(**_OPTS)
 def moments_diag(samples, offsets, means, inv_sd, n_chunks):
-    """Moments for diagonal ``Psi``; ``inv_sd`` is ``1 / sqrt(diag Psi)``.
+    """Moments for diagonal ``Psi``; ``inv_sd`` is ``1 / sqrt(diag Psi)``; samples (n, d, K).
 
     Returns ``lse (n,)``, ``zbar (n, d)`` and ``S (n_chunks, d, d)`` (diagonal filled).
     """
-    n, K, d = samples.shape
+    n, d, K = samples.shape
     lse = np.empty(n)
     zbar = np.empty((n, d))
     S = np.zeros((n_chunks, d, d))
     for c in prange(n_chunks):
-        z = np.empty((d, K))  # transposed: the loops over k run on contiguous memory
+        z = np.empty((d, K))
         a = np.empty(K)
         w = np.empty(K)
         for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
@@ -117,7 +120,7 @@ def moments_diag(samples, offsets, means, inv_sd, n_chunks):
                 mj = means[i, j]
                 sj = inv_sd[j]
                 for k in range(K):
-                    zjk = (np.float64(samples[i, k, j]) - mj) * sj
+                    zjk = (np.float64(samples[i, j, k]) - mj) * sj
                     z[j, k] = zjk
                     a[k] -= 0.5 * zjk * zjk
             amax, s = _weights(a, w)
@@ -140,11 +143,11 @@ def moments_diag(samples, offsets, means, inv_sd, n_chunks):
 
 @njit(**_OPTS)
 def moments_full(samples, offsets, means, linv, n_chunks):
-    """Moments for a general ``Psi``; ``linv`` is the lower-triangular ``L^{-1}``.
+    """Moments for a general ``Psi``; ``linv`` is the lower-triangular ``L^{-1}``; (n, d, K).
 
     Returns ``lse (n,)``, ``zbar (n, d)`` and ``S (n_chunks, d, d)`` (lower triangle filled).
     """
-    n, K, d = samples.shape
+    n, d, K = samples.shape
     lse = np.empty(n)
     zbar = np.empty((n, d))
     S = np.zeros((n_chunks, d, d))
@@ -158,7 +161,7 @@ def moments_full(samples, offsets, means, linv, n_chunks):
             for j in range(d):
                 mj = means[i, j]
                 for k in range(K):
-                    r[j, k] = np.float64(samples[i, k, j]) - mj
+                    r[j, k] = np.float64(samples[i, j, k]) - mj
             for k in range(K):
                 a[k] = np.float64(offsets[i, k])
             for j in range(d):
@@ -192,27 +195,33 @@ def moments_full(samples, offsets, means, linv, n_chunks):
 
 @njit(**_OPTS)
 def log_terms(samples, offsets, means, linv):
-    """``a_ik = c_ik - |Linv (phi_ik - m_i)|^2 / 2`` as an (n, K) float64 array."""
-    n, K, d = samples.shape
+    """``a_ik = c_ik - |Linv (phi_ik - m_i)|^2 / 2`` (n, K) float64; samples (n, d, K)."""
+    n, d, K = samples.shape
     out = np.empty((n, K))
     for i in prange(n):
-        r = np.empty(d)
+        r = np.empty((d, K))
+        z = np.empty(K)
+        for j in range(d):
+            for k in range(K):
+                r[j, k] = np.float64(samples[i, j, k]) - means[i, j]
         for k in range(K):
-            for j in range(d):
-                r[j] = np.float64(samples[i, k, j]) - means[i, j]
-            q = 0.0
-            for j in range(d):
-                z = 0.0
-                for m in range(j + 1):
-                    z += linv[j, m] * r[m]
-                q += z * z
-            out[i, k] = np.float64(offsets[i, k]) - 0.5 * q
+            out[i, k] = np.float64(offsets[i, k])
+        for j in range(d):
+            z[:] = 0.0
+            for m in range(j + 1):
+                for k in range(K):
+                    z[k] += linv[j, m] * r[m, k]
+            for k in range(K):
+                out[i, k] -= 0.5 * z[k] * z[k]
     return out
 
 
 @njit(**_OPTS)
 def neg_gauss_logpdf(samples, mean, linv, log_norm):
-    """``-log N(phi_ik; mean, Psi)`` as (n, K) float64; ``log_norm = log|L| + d log(2 pi) / 2``."""
+    """``-log N(phi_ik; mean, Psi)`` (n, K) float64, samples (n, K, d) as given by the user.
+
+    ``log_norm = log|L| + d log(2 pi) / 2``.
+    """
     n, K, d = samples.shape
     out = np.empty((n, K))
     for i in prange(n):

@@ -26,7 +26,16 @@ def _as_samples(samples):
         raise ValueError(
             f"samples need n >= 1 individuals, K >= 1 draws, d >= 1; got {samples.shape}"
         )
-    return np.ascontiguousarray(samples)
+    return samples
+
+
+def _transposed(samples):
+    """Copy of (n, K, d) draws as contiguous (n, d, K) in the same dtype, in chunks."""
+    n, K, d = samples.shape
+    out = np.empty((n, d, K), dtype=samples.dtype)
+    for start in range(0, n, _CHUNK):
+        out[start : start + _CHUNK] = samples[start : start + _CHUNK].transpose(0, 2, 1)
+    return out
 
 
 def _check_finite(arr, what, allow_neg_inf=False):
@@ -38,11 +47,10 @@ def _check_finite(arr, what, allow_neg_inf=False):
             bad &= ~np.isneginf(block)
         if bad.any():
             idx = np.argwhere(bad)[0]
-            i, k = start + idx[0], idx[1]
-            value = block[tuple(idx)]
-            raise ValueError(
-                f"{what} has a non-finite value {value} for individual row {i}, draw {k}"
-            )
+            where = f"individual row {start + idx[0]}, draw {idx[-1]}"
+            if block.ndim == 3:  # transposed draws (n, d, K)
+                where += f", parameter {idx[1]}"
+            raise ValueError(f"{what} has a non-finite value {block[tuple(idx)]} for {where}")
 
 
 def amortized_offsets(samples, prior_mean, prior_cov):
@@ -71,7 +79,7 @@ def amortized_offsets(samples, prior_mean, prior_cov):
     >>> np.allclose(c, ref)
     True
     """
-    samples = _as_samples(samples)
+    samples = np.ascontiguousarray(_as_samples(samples))
     d = samples.shape[2]
     mean = np.asarray(prior_mean, dtype=float).reshape(-1)
     cov = np.asarray(prior_cov, dtype=float)
@@ -104,7 +112,9 @@ class PopulationObjective:
     Parameters
     ----------
     samples : array-like of shape (n, K, d)
-        Draws ``phi_ik`` (float32 or float64, kept as given; sums run in float64).
+        Draws ``phi_ik`` (float32 or float64; sums run in float64). They are
+        copied once, in their own dtype, to an (n, d, K) layout so that the
+        kernels read every parameter's draws contiguously; no float64 copy.
     log_offsets : array-like of shape (n, K)
         Per-draw terms ``c_ik``: ``-log p0(phi_ik)`` (amortized likelihood, see
         :func:`amortized_offsets`) or ``log p(y_i|phi_ik) - log q(phi_ik|y_i)``
@@ -190,9 +200,10 @@ class PopulationObjective:
             offsets = offsets.astype(np.float64)
         if offsets.shape != (n, K):
             raise ValueError(f"log_offsets must have shape {(n, K)}, got {offsets.shape}")
-        _check_finite(samples, "samples")
         _check_finite(offsets, "log_offsets", allow_neg_inf=True)
-        self.samples, self.log_offsets = samples, np.ascontiguousarray(offsets)
+        self._draws = _transposed(samples)
+        _check_finite(self._draws, "samples")
+        self.log_offsets = np.ascontiguousarray(offsets)
         self.n, self.K, self.d = n, K, d
 
     @staticmethod
@@ -228,9 +239,9 @@ class PopulationObjective:
         lo = np.full(self.d, np.inf)
         hi = np.full(self.d, -np.inf)
         for start in range(0, self.n, _CHUNK):
-            block = self.samples[start : start + _CHUNK]
-            lo = np.minimum(lo, block.min(axis=(0, 1)))
-            hi = np.maximum(hi, block.max(axis=(0, 1)))
+            block = self._draws[start : start + _CHUNK]
+            lo = np.minimum(lo, block.min(axis=(0, 2)))
+            hi = np.maximum(hi, block.max(axis=(0, 2)))
         return lo, hi
 
     def with_samples(self, samples, log_offsets):
@@ -241,6 +252,11 @@ class PopulationObjective:
             raise ValueError(f"new samples have {new.n} individuals, expected {self.n}")
         new._cache = (None, None)
         return new
+
+    @property
+    def samples(self):
+        """The draws as an (n, K, d) view of the internal (n, d, K) copy (same dtype)."""
+        return self._draws.transpose(0, 2, 1)
 
     # ------------------------------------------------------------ layout
     @property
@@ -293,11 +309,11 @@ class PopulationObjective:
         n_chunks = min(self.n, 64)
         if self.layout.diagonal:
             lse, zbar, S = _kernels.moments_diag(
-                self.samples, self.log_offsets, means, np.diag(linv).copy(), n_chunks
+                self._draws, self.log_offsets, means, np.diag(linv).copy(), n_chunks
             )
         else:
             lse, zbar, S = _kernels.moments_full(
-                self.samples, self.log_offsets, means, linv, n_chunks
+                self._draws, self.log_offsets, means, linv, n_chunks
             )
         lse += -np.sum(np.log(np.diag(L))) - 0.5 * self.d * _LOG_2PI
         return lse, zbar, S.sum(axis=0), B, linv
@@ -335,7 +351,7 @@ class PopulationObjective:
     def _log_terms(self, x):
         beta, B, L = self.layout.factors(x)
         linv = np.linalg.inv(L)
-        a = _kernels.log_terms(self.samples, self.log_offsets, self._means(beta, B), linv)
+        a = _kernels.log_terms(self._draws, self.log_offsets, self._means(beta, B), linv)
         return a - np.sum(np.log(np.diag(L))) - 0.5 * self.d * _LOG_2PI
 
     def individual_loglik(self, x):

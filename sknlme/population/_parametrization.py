@@ -190,8 +190,9 @@ class Parametrization:
     def default_bounds(self, sample_range=None, covariate_scale=None):
         """Default bounds over the full vector.
 
-        With ``w_j = max(max_j - min_j, 1e-3)`` the width of the draws of
-        parameter ``j`` (``w_j = 10`` and centre 0 without ``sample_range``):
+        With ``w_j = max(max_j - min_j, 1)`` the width of the draws of
+        parameter ``j`` (at least 1, so that a few identical draws still give
+        room; ``w_j = 10`` and centre 0 without ``sample_range``):
         fixed effect ``[min_j - w_j / 2, max_j + w_j / 2]``; covariate effect
         ``+- 2 w_j / sd(covariate)``; ``log_var`` in ``[-20, 2 log w_j + 2]``;
         ``log_chol`` in ``[-10, log w_j + 1]``; ``chol(j, m)`` in ``+- e w_j``
@@ -202,7 +203,7 @@ class Parametrization:
             lo, hi = np.full(self.d, -5.0), np.full(self.d, 5.0)
         else:
             lo, hi = (np.asarray(v, dtype=float) for v in sample_range)
-        w = np.maximum(hi - lo, 1e-3)
+        w = np.maximum(hi - lo, 1.0)
         scale = np.ones(self.p) if covariate_scale is None else np.asarray(covariate_scale, float)
         scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
         lb = list(lo - w / 2)
