@@ -366,3 +366,20 @@ def test_summary_counts_rows(fitted):
     assert list(table["kind"]) == ["fixed effect"] * 2 + ["SD"] * 2 + ["variance"] * 2
     assert (table["se"] > 0).all() and (table["rse_percent"] > 0).all()
     assert isinstance(table, pd.DataFrame)
+
+
+def test_process_backend_same_result(population):
+    # Process backends (loky here; Dask and Ray the same way) pickle the objective
+    # and the optimiser to workers; the starts and the result must not change.
+    # Slow-ish (workers import sknlme and pypesto), so one tiny fit only.
+    from joblib import parallel_config
+
+    _, X, post = population
+    kw = dict(n_samples=20, n_starts=2, random_state=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        a = NLMEPopulationEstimator(post, **kw).fit(X)
+        with parallel_config(backend="loky", n_jobs=2):
+            b = NLMEPopulationEstimator(post, **kw).fit(X)
+    np.testing.assert_allclose(a.x_, b.x_, atol=1e-6)
+    assert b.n_starts_failed_ == 0

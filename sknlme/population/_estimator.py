@@ -108,7 +108,15 @@ class NLMEPopulationEstimator(BaseEstimator):
     optimize_result_ : pypesto.Result
         All starts, sorted.
     objective_ : PopulationObjective
-        The objective on the fit draws.
+        The objective on the fit draws (kept for :meth:`profile`).
+    chosen_start_ : str
+        Id of the start whose end point won the re-scoring.
+    x_full_ : ndarray
+        Full population vector (free and ``fixed`` entries).
+    hessian_, covariance_x_ : ndarray
+        Hessian of the negative log-likelihood at ``x_`` and its inverse.
+    profile_result_ : pypesto.Result
+        Set by :meth:`profile`.
     n_features_in_, feature_names_in_ : int, ndarray
         Columns of the individuals table seen in fit.
 

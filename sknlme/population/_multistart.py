@@ -35,10 +35,13 @@ __all__ = ["default_optimizer", "make_problem", "random_startpoints", "run_multi
 def default_optimizer():
     """The default local optimiser: L-BFGS-B through SciPy.
 
-    Measured on the population objective (analytic gradient, a few to a few
-    dozen parameters), L-BFGS-B needed fewer objective evaluations and less
-    wall time per start than Fides with BFGS updates, and reached the same
-    optima; Fides can still be passed as ``optimizer=``.
+    Measured on the population objective (analytic gradient; LinearGaussian,
+    200 individuals, 100 draws, 3 parameters, 8 starts, one thread):
+    L-BFGS-B needed a median 52 (diagonal Psi) / 116 (Cholesky) evaluations and
+    0.05 / 0.10 s per start; Fides (BFGS updates) 60 / 136 evaluations and
+    0.17 / 0.56 s, and only 5 of 8 Cholesky starts reached the best value
+    (L-BFGS-B: 8 of 8). Both found the same optimum. Fides can still be passed
+    as ``optimizer=``.
     """
     return pypesto.optimize.ScipyOptimizer(
         method="L-BFGS-B", options={"maxiter": 1000, "ftol": 1e-12, "gtol": 1e-7}
