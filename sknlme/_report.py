@@ -67,7 +67,10 @@ def write_report(estimator, X, out_dir, *, profile=True, calibration=True, rando
         out / "observed_vs_predicted.png",
         written,
     )
-    means = estimator.population_means(X)
+    effects = estimator.covariate_effects_
+    means = estimator.fixed_effects_.to_numpy() + (
+        X[list(effects.index)].to_numpy(dtype=float) @ effects.to_numpy()
+    )
     _savefig(
         plotting.plot_vpc(
             model, X, means, estimator.covariance_.to_numpy(), random_state=random_state
