@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+import numba
 import numpy as np
 
 from . import _kernels
@@ -13,6 +14,10 @@ __all__ = ["PopulationObjective", "amortized_offsets"]
 
 _CHUNK = 1 << 14  # individuals per chunk in validation passes
 _LOG_2PI = np.log(2 * np.pi)
+# Below this many draw entries (n K d) one pass takes well under a millisecond on one
+# core and runs on the calling thread: measured on a loaded 2-core machine, waking
+# numba's OpenMP pool cost up to 20 ms per pass at N = 1,000, K = 100, d = 6.
+_SERIAL_SIZE = 1_000_000
 
 
 def _as_samples(samples):
@@ -307,14 +312,20 @@ class PopulationObjective:
         linv = np.linalg.inv(L)  # exact enough: L is triangular with a positive diagonal
         means = self._means(beta, B)
         n_chunks = min(self.n, 64)
-        if self.layout.diagonal:
-            lse, zbar, S = _kernels.moments_diag(
-                self._draws, self.log_offsets, means, np.diag(linv).copy(), n_chunks
-            )
-        else:
-            lse, zbar, S = _kernels.moments_full(
-                self._draws, self.log_offsets, means, linv, n_chunks
-            )
+        threads = numba.get_num_threads()
+        if self._draws.size < _SERIAL_SIZE:  # waking the thread pool costs more than it saves
+            numba.set_num_threads(1)  # thread-local setting, restored below
+        try:
+            if self.layout.diagonal:
+                lse, zbar, S = _kernels.moments_diag(
+                    self._draws, self.log_offsets, means, np.diag(linv).copy(), n_chunks
+                )
+            else:
+                lse, zbar, S = _kernels.moments_full(
+                    self._draws, self.log_offsets, means, linv, n_chunks
+                )
+        finally:
+            numba.set_num_threads(threads)
         lse += -np.sum(np.log(np.diag(L))) - 0.5 * self.d * _LOG_2PI
         return lse, zbar, S.sum(axis=0), B, linv
 
@@ -324,9 +335,9 @@ class PopulationObjective:
         if x.shape != (self.n_x,):
             raise ValueError(f"x must have {self.n_x} entries, got {x.shape[0]}")
         key = x.tobytes()
-        if self._cache[0] == key:
-            f, g = self._cache[1]
-            return f, g.copy()
+        cached_key, cached = self._cache  # one read: safe when threads share the objective
+        if cached_key == key:
+            return cached[0], cached[1].copy()
         if not np.all(np.isfinite(x)):
             return np.nan, np.full(self.n_x, np.nan)
         lse, zbar, S, B, linv = self._moments(x)
