@@ -315,3 +315,36 @@ def test_non_finite_parameters_give_nan():
     obj = PopulationObjective(samples, offsets, NAMES[:2])
     f, g = obj.value_and_gradient(np.array([np.nan, 0.0, 0.0, 0.0]))
     assert np.isnan(f) and np.all(np.isnan(g))
+
+
+@pytest.mark.parametrize("covariance", ["diag", "cholesky"])
+def test_parallel_and_serial_passes_agree(monkeypatch, covariance):
+    from sknlme.population import _objective
+
+    samples, offsets, _ = make_data(12, n=301, K=17, d=3, dtype=np.float32)
+    obj = PopulationObjective(samples, offsets, NAMES[:3], covariance=covariance)
+    x = random_x(obj, np.random.default_rng(0))
+    monkeypatch.setattr(_objective, "_SERIAL_SIZE", np.inf)
+    f1, g1 = obj.value_and_gradient(x)
+    monkeypatch.setattr(_objective, "_SERIAL_SIZE", 0)
+    f2, g2 = obj.with_samples(samples, offsets).value_and_gradient(x)  # fresh cache
+    # same terms summed in another grouping (64 chunks): a few ulps of sum |terms|
+    F = np.abs(obj.individual_loglik(x)).sum()
+    assert abs(f1 - f2) <= 64 * EPS * F
+    np.testing.assert_allclose(g1, g2, rtol=1e-12, atol=1e-10)
+
+
+def test_threads_sharing_one_objective():
+    from concurrent.futures import ThreadPoolExecutor
+
+    samples, offsets, _ = make_data(13, n=50, K=10, d=2)
+    obj = PopulationObjective(samples, offsets, NAMES[:2], covariance="cholesky")
+    rng = np.random.default_rng(0)
+    xs = [random_x(obj, rng) for _ in range(40)]
+    expected = [PopulationObjective(samples, offsets, NAMES[:2], covariance="cholesky")
+                .value_and_gradient(x) for x in xs]  # fmt: skip
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(obj.value_and_gradient, xs))
+    for (f, g), (fe, ge) in zip(got, expected, strict=True):
+        assert f == fe
+        np.testing.assert_array_equal(g, ge)
