@@ -348,3 +348,15 @@ def test_threads_sharing_one_objective():
     for (f, g), (fe, ge) in zip(got, expected, strict=True):
         assert f == fe
         np.testing.assert_array_equal(g, ge)
+
+
+def test_gradient_at_diagonal_start_of_full_covariance():
+    # at cov = diag the off-diagonal Cholesky entries are exactly 0 (L^{-1} is diagonal),
+    # yet their gradient is not: the kernel must not infer the needed moments from L^{-1}
+    samples, offsets, _ = make_data(14, n=20, K=8, d=3)
+    samples[:, :, 1] += 0.8 * samples[:, :, 0]  # correlated draws
+    obj = PopulationObjective(samples, offsets, NAMES[:3], covariance=[["a", "b"], ["c"]])
+    x = obj.pack(beta=[0.1, -0.1, 0.0], cov=np.diag([1.0, 2.0, 0.5]))
+    assert obj.x_full(x)[obj.x_names_full.index("chol(b,a)")] == 0.0
+    assert abs(obj.gradient(x)[obj.x_names.index("chol(b,a)")]) > 1e-3
+    check_gradient(obj, x)

@@ -142,10 +142,12 @@ def moments_diag(samples, offsets, means, inv_sd, n_chunks):
 
 
 @njit(**_OPTS)
-def moments_full(samples, offsets, means, linv, n_chunks):
+def moments_full(samples, offsets, means, linv, pattern, n_chunks):
     """Moments for a general ``Psi``; ``linv`` is the lower-triangular ``L^{-1}``; (n, d, K).
 
-    Returns ``lse (n,)``, ``zbar (n, d)`` and ``S (n_chunks, d, d)`` (lower triangle filled).
+    ``pattern[j, m]`` (int8) is 1 where ``S[j, m]`` is needed (inside a covariance
+    block); zero entries of ``linv`` are skipped. Returns ``lse (n,)``, ``zbar (n, d)``
+    and ``S (n_chunks, d, d)`` (lower triangle, entries of ``pattern`` filled).
     """
     n, d, K = samples.shape
     lse = np.empty(n)
@@ -168,6 +170,8 @@ def moments_full(samples, offsets, means, linv, n_chunks):
                 z[j, :] = 0.0
                 for m in range(j + 1):
                     lj = linv[j, m]
+                    if lj == 0.0:  # block-diagonal Psi: skip the zeros between blocks
+                        continue
                     for k in range(K):
                         z[j, k] += lj * r[m, k]
                 for k in range(K):
@@ -186,6 +190,8 @@ def moments_full(samples, offsets, means, linv, n_chunks):
                     t1 += v
                 zbar[i, j] = t1 / s
                 for m in range(j + 1):
+                    if pattern[j, m] == 0:
+                        continue
                     t2 = 0.0
                     for k in range(K):
                         t2 += wz[j, k] * z[m, k]

@@ -192,6 +192,10 @@ class PopulationObjective:
         )
         # Only covariate columns with an effect enter the means.
         self._cov_cols = sorted({c for c, _ in self.layout.cov_pairs})
+        # entries of sum_k w z z^T the chain rule needs: inside the covariance blocks
+        self._pattern = np.zeros((self.d, self.d), dtype=np.int8)
+        for block in self.layout.blocks:
+            self._pattern[np.ix_(block, block)] = 1
         self._cache = (None, None)
 
     # ------------------------------------------------------------ validation
@@ -322,7 +326,7 @@ class PopulationObjective:
                 )
             else:
                 lse, zbar, S = _kernels.moments_full(
-                    self._draws, self.log_offsets, means, linv, n_chunks
+                    self._draws, self.log_offsets, means, linv, self._pattern, n_chunks
                 )
         finally:
             numba.set_num_threads(threads)
