@@ -199,6 +199,35 @@ def moments_full(samples, offsets, means, linv, pattern, n_chunks):
     return lse, zbar, S
 
 
+@njit(nogil=True, cache=True)
+def means(beta, C, B):
+    """``m_i = beta + B^T c_i`` as (n, d): ``C`` (n, p), ``B`` (p, d); zero rows of B skipped."""
+    n, p = C.shape
+    out = np.empty((n, beta.shape[0]))
+    out[:] = beta
+    for c in range(p):
+        for j in range(beta.shape[0]):
+            b = B[c, j]
+            if b != 0.0:
+                for i in range(n):
+                    out[i, j] += C[i, c] * b
+    return out
+
+
+@njit(nogil=True, cache=True)
+def cross(C, Z):
+    """``C^T Z`` as (p, d) for ``C`` (n, p) and ``Z`` (n, d)."""
+    n, p = C.shape
+    d = Z.shape[1]
+    out = np.zeros((p, d))
+    for i in range(n):
+        for c in range(p):
+            ci = C[i, c]
+            for j in range(d):
+                out[c, j] += ci * Z[i, j]
+    return out
+
+
 @njit(**_OPTS)
 def log_terms(samples, offsets, means, linv):
     """``a_ik = c_ik - |Linv (phi_ik - m_i)|^2 / 2`` (n, K) float64; samples (n, d, K)."""
