@@ -173,6 +173,8 @@ def test_float32_and_float64_agree():
     obj32 = PopulationObjective(samples, offsets, NAMES[:3])
     obj64 = PopulationObjective(samples.astype(np.float64), offsets, NAMES[:3])
     assert obj32.samples.dtype == np.float32  # no float64 copy of the draws
+    np.testing.assert_array_equal(obj32.samples, samples)
+    assert not obj32.samples.flags.writeable
     x = random_x(obj32, np.random.default_rng(0))
     # Same float32 values, promoted exactly to float64 before any arithmetic: the two
     # must agree to float64 rounding (far below float32's 6e-8).

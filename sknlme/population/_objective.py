@@ -209,6 +209,7 @@ class PopulationObjective:
             raise ValueError(f"log_offsets must have shape {(n, K)}, got {offsets.shape}")
         _check_finite(offsets, "log_offsets", allow_neg_inf=True)
         self._draws = _transposed(samples)
+        self._draws.flags.writeable = False
         _check_finite(self._draws, "samples")
         self.log_offsets = np.ascontiguousarray(offsets)
         self.n, self.K, self.d = n, K, d
