@@ -173,7 +173,7 @@ def run_multistart(objective, x_names, lb, ub, startpoints, optimizer=None, n_jo
     inner = 1 if parallel_starts else None
     prefer = "threads" if _threadsafe_numba(objective, startpoints[0]) else "processes"
     with (
-        threadpool_limits(limits=1 if parallel_starts else None),
+        threadpool_limits(limits=1, user_api="blas"),
         Parallel(n_jobs=n_jobs, prefer=prefer, verbose=verbose) as parallel,
     ):
         starts = parallel(
