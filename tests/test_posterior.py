@@ -270,3 +270,32 @@ def test_presimulated_fit_with_covariates_and_doses():
         est.sample(bad)
     with pytest.raises(ValueError, match="WT"):
         est.sample(X.drop(columns="WT"))
+
+
+@pytest.mark.parametrize(
+    "kwargs", [dict(summary_network=None), dict(inference_network="flow_matching")]
+)
+def test_other_network_choices(model, X, kwargs):
+    est = AmortizedPosterior(model, n_simulations=200, epochs=1, **(TINY | kwargs)).fit()
+    draws = est.sample(X, 4, random_state=0)
+    assert draws.shape == (12, 4, 2)
+    assert np.array_equal(draws, est.sample(X, 4, random_state=0))
+    assert np.all(np.isfinite(est.log_prob(X, draws)))
+    if kwargs.get("summary_network", "deepset") is None:
+        longer = make_individuals([IndividualRecords(np.linspace(0, 1, 9), np.zeros(9))])
+        with pytest.raises(ValueError, match="at most 5"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est.sample(longer)
+
+
+def test_draws_beyond_prior_box_are_redrawn_with_warning(post, X):
+    narrow = pickle.loads(pickle.dumps(post)).set_params(max_prior_sd=1.0)
+    # LinearGaussian prior N(0, 1): about half of the draws fall outside |phi| <= 1
+    with pytest.warns(UserWarning, match="redrawn"):
+        draws = narrow.sample(X, 50, random_state=0)
+    inside = (np.abs(draws) <= 1.0).all(-1)
+    assert inside.mean() > 0.95  # 10 rounds of redraws: P(still outside) ~ 0.5**10 each
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert np.array_equal(draws, narrow.sample(X, 50, random_state=0))
+    assert not np.any(np.abs(post.sample(X, 50, random_state=0)) > 8.0)
