@@ -1,6 +1,7 @@
 """Shipped data sets, simulated populations and pretrained networks."""
 
 from ._population import make_population
+from ._pretrained import pretrained, pretrained_names
 from ._theophylline import load_theophylline
 
-__all__ = ["load_theophylline", "make_population"]
+__all__ = ["load_theophylline", "make_population", "pretrained", "pretrained_names"]

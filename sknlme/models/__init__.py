@@ -5,6 +5,8 @@ from ._error import ErrorModel
 from ._function import FunctionModel
 from ._linear_gaussian import LinearGaussian
 from ._mrna import MRNATransfection
+from ._mrna_detailed import MRNATransfectionDetailed
+from ._mrna_sde import MRNATransfectionSDE
 from ._one_compartment import OneCompartmentOral
 from ._registry import get_model, model_names
 
@@ -13,6 +15,8 @@ __all__ = [
     "FunctionModel",
     "LinearGaussian",
     "MRNATransfection",
+    "MRNATransfectionDetailed",
+    "MRNATransfectionSDE",
     "Model",
     "OneCompartmentOral",
     "get_model",
