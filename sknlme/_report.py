@@ -87,7 +87,11 @@ def write_report(estimator, X, out_dir, *, profile=True, calibration=True, rando
     if calibration:
         X_val, phi_val = model.simulate(200, random_state=random_state)
         _savefig(
-            plotting.plot_calibration_ecdf(posterior, X_val, phi_val, random_state=random_state),
+            plotting.plot_calibration_ecdf(
+                posterior.sample(X_val, 100, random_state=random_state),
+                phi_val.to_numpy(),
+                param_names=list(model.param_names),
+            ),
             out / "calibration.png",
             written,
         )

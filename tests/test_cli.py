@@ -1,0 +1,26 @@
+"""The ``sknlme`` command runs the whole chain and writes its report."""
+
+import pandas as pd
+
+from sknlme.cli import main
+
+
+def test_demo_writes_report(tmp_path):
+    out = tmp_path / "report"
+    assert main(["demo", "--out", str(out), "--n-starts", "2", "--no-profile"]) == 0
+    names = {p.name for p in out.iterdir()}
+    assert {
+        "estimates.csv",
+        "individual_estimates.csv",
+        "summary.txt",
+        "individual_fits.png",
+        "observed_vs_predicted.png",
+        "vpc.png",
+        "calibration.png",
+    } <= names
+    table = pd.read_csv(out / "estimates.csv")
+    fixed = table[table["kind"] == "fixed effect"].set_index("parameter")["estimate"]
+    # A loose sanity band (R nlme: lKe -2.45, lKa 0.47, lCl -3.23); the tight
+    # comparison belongs to the validation against R nlme.
+    assert abs(fixed["log_Cl"] + 3.23) < 0.3
+    assert len(pd.read_csv(out / "individual_estimates.csv")) == 12
