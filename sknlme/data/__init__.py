@@ -2,7 +2,7 @@
 
 from ._long import from_long, to_long
 from ._nonmem import read_nonmem
-from ._padded import Padded, from_padded, pad_records, to_padded
+from ._padded import Padded, fixed_design, from_padded, pad_records, to_padded
 from ._records import (
     ID_NAME,
     RECORDS_COLUMN,
@@ -23,6 +23,7 @@ __all__ = [
     "covariate_columns",
     "from_arrays",
     "from_long",
+    "fixed_design",
     "from_padded",
     "make_individuals",
     "pad_records",

@@ -159,3 +159,25 @@ def to_padded(X, *, n_outputs=None):
 def from_padded(padded, ids=None, covariates=None):
     """Individuals table from :class:`Padded` arrays (inverse of :func:`to_padded`)."""
     return make_individuals(padded.to_records(), ids=ids, covariates=covariates)
+
+
+def fixed_design(times, n, n_outputs=1):
+    """Design of ``n`` individuals all observed at the same ``times``, without doses.
+
+    Examples
+    --------
+    >>> from sknlme.data import fixed_design
+    >>> d = fixed_design([0.5, 1.0, 2.0], 4)
+    >>> d.times.shape, d.values.shape, int(d.obs_mask.sum())
+    ((4, 3), (4, 3, 1), 12)
+    """
+    times = np.asarray(times, dtype=float).reshape(-1)
+    T = times.size
+    return Padded(
+        times=np.broadcast_to(times, (n, T)).copy(),
+        values=np.full((n, T, n_outputs), np.nan),
+        obs_mask=np.ones((n, T), dtype=bool),
+        dose_times=np.zeros((n, 0)),
+        dose_amounts=np.zeros((n, 0)),
+        dose_mask=np.zeros((n, 0), dtype=bool),
+    )

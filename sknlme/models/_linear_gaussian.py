@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..data._padded import Padded, to_padded
+from ..data._padded import fixed_design, to_padded
 from ._base import Model
 
 _LOG_2PI = np.log(2.0 * np.pi)
@@ -86,15 +86,7 @@ class LinearGaussian(Model):
 
     def sample_design(self, n, random_state=None):
         """Every individual is observed at ``self.times``, without doses."""
-        T = self.times.size
-        design = Padded(
-            times=np.broadcast_to(self.times, (n, T)).copy(),
-            values=np.full((n, T, 1), np.nan),
-            obs_mask=np.ones((n, T), dtype=bool),
-            dose_times=np.zeros((n, 0)),
-            dose_amounts=np.zeros((n, 0)),
-            dose_mask=np.zeros((n, 0), dtype=bool),
-        )
+        design = fixed_design(self.times, n)
         return design, None
 
     def _predict(self, phi, design, covariates):

@@ -37,7 +37,7 @@ import warnings
 import numba as nb
 import numpy as np
 
-from ..data._padded import Padded
+from ..data._padded import fixed_design
 from ..simulate._ode import STATUS_MESSAGES, make_rodas_solver
 from ._base import Model
 
@@ -211,15 +211,7 @@ class MRNATransfectionDetailed(Model):
 
     def sample_design(self, n, random_state=None):
         """Every individual is observed every 10 min from 1/6 h to 30 h (180 points)."""
-        T = _TIMES.size
-        design = Padded(
-            times=np.broadcast_to(_TIMES, (n, T)).copy(),
-            values=np.full((n, T, 1), np.nan),
-            obs_mask=np.ones((n, T), dtype=bool),
-            dose_times=np.zeros((n, 0)),
-            dose_amounts=np.zeros((n, 0)),
-            dose_mask=np.zeros((n, 0), dtype=bool),
-        )
+        design = fixed_design(_TIMES, n)
         return design, None
 
     def _solve(self, phi, times):

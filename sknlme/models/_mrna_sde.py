@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..data._padded import Padded
+from ..data._padded import fixed_design
 from ..simulate._sde import draw_seeds, em_translation
 from ._base import Model
 
@@ -110,15 +110,7 @@ class MRNATransfectionSDE(Model):
 
     def sample_design(self, n, random_state=None):
         """Every individual is observed every 10 min from 1/6 h to 30 h (180 points)."""
-        T = _TIMES.size
-        design = Padded(
-            times=np.broadcast_to(_TIMES, (n, T)).copy(),
-            values=np.full((n, T, 1), np.nan),
-            obs_mask=np.ones((n, T), dtype=bool),
-            dose_times=np.zeros((n, 0)),
-            dose_amounts=np.zeros((n, 0)),
-            dose_mask=np.zeros((n, 0), dtype=bool),
-        )
+        design = fixed_design(_TIMES, n)
         return design, None
 
     def _simulate(self, phi, design, covariates, rng):
