@@ -1,8 +1,12 @@
-"""Population level: the Monte-Carlo marginal likelihood and its parametrisations."""
+"""Population level: marginal likelihoods of the population parameters and their estimator."""
 
+from ._estimator import NLMEPopulationEstimator
+from ._importance import ImportanceObjective
 from ._objective import PopulationObjective, amortized_offsets
 
-__all__ = ["PopulationObjective", "amortized_offsets"]
-from ._estimator import NLMEPopulationEstimator  # noqa: E402
-
-__all__ += ["NLMEPopulationEstimator"]
+__all__ = [
+    "ImportanceObjective",
+    "NLMEPopulationEstimator",
+    "PopulationObjective",
+    "amortized_offsets",
+]

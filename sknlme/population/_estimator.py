@@ -13,6 +13,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from ..data import validate_individuals
+from ._importance import ImportanceObjective
 from ._inputs import covariate_effects, covariate_matrix, posterior_draws
 from ._multistart import random_startpoints, run_multistart, start_failed
 from ._objective import PopulationObjective
@@ -65,7 +66,9 @@ class NLMEPopulationEstimator(BaseEstimator):
         Population parameter name -> ``(low, high)``, overriding defaults
         derived from the range of the draws.
     variance_floor : float, default=1e-3
-        Variance of parameters without random effect.
+        Variance of parameters without random effect in the amortized
+        likelihood (the importance likelihood holds them at their population
+        value exactly).
     n_jobs : int, default=None
         Parallel starts through joblib (active backend; threads by default).
     random_state : int, RandomState or None, default=None
@@ -73,9 +76,12 @@ class NLMEPopulationEstimator(BaseEstimator):
     likelihood : {"amortized", "importance"}, default="amortized"
         ``"amortized"``: the posterior stands for ``p(y|phi) p0(phi)`` (the
         log-likelihood is then known up to a constant that depends on the data
-        only). ``"importance"``: the posterior is an importance proposal for
-        the exact model likelihood (needs ``model.has_likelihood``); gives
-        log-likelihoods comparable with NONMEM, Monolix or nlme.
+        only). ``"importance"``: the model's exact observation likelihood is
+        integrated over the random effects by importance sampling (needs
+        ``model.has_likelihood``; see :class:`ImportanceObjective`), with
+        parameters without random effect at their population value exactly;
+        the best amortized end points are refined on it. Log-likelihoods,
+        AIC and BIC then compare with NONMEM, Monolix or nlme.
     verbose : int, default=0
         Verbosity of the parallel starts.
 
@@ -102,12 +108,13 @@ class NLMEPopulationEstimator(BaseEstimator):
         Effective sample size of each individual's weights at the estimate,
         on the re-scoring draws; a warning names individuals below 5 % of them.
     n_starts_converged_ : int
-        Starts that reached the best value (within ``max(0.01, 1e-6 |f|)``).
+        Starts that reached the best value (within ``max(0.01, 1e-6 |f|)``);
+        with the importance likelihood, among its refinements.
     n_starts_failed_ : int
-        Starts that raised or ended at a non-finite value.
+        Starts (and refinements) that raised or ended at a non-finite value.
     optimize_result_ : pypesto.Result
-        All starts, sorted.
-    objective_ : PopulationObjective
+        All starts (the importance refinements for that likelihood), sorted.
+    objective_ : PopulationObjective or ImportanceObjective
         The objective on the fit draws (kept for :meth:`profile`).
     chosen_start_ : str
         Id of the start whose end point won the re-scoring.
@@ -137,6 +144,7 @@ class NLMEPopulationEstimator(BaseEstimator):
 
     _RESCORE_FACTOR = 10
     _N_RESCORE = 5
+    _N_REFINE = 3
     _ESS_WARN_FRACTION = 0.05
 
     def __init__(
@@ -213,7 +221,7 @@ class NLMEPopulationEstimator(BaseEstimator):
         return covariate_effects(self.covariates)
 
     def _draws(self, X, model, n_samples, seed):
-        return posterior_draws(self.posterior, model, X, n_samples, seed, self.likelihood)
+        return posterior_draws(self.posterior, model, X, n_samples, seed)
 
     def _objective(self, X, model, samples, offsets, fixed, bounds):
         names = list(self._effects())
@@ -252,7 +260,8 @@ class NLMEPopulationEstimator(BaseEstimator):
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         self.n_features_in_ = len(self.feature_names_in_)
         rng = check_random_state(self.random_state)
-        seed_draws, seed_starts, seed_rescore, seed_eval = rng.randint(0, 2**31 - 1, size=4)
+        seeds = rng.randint(0, 2**31 - 1, size=5)
+        seed_draws, seed_starts, seed_rescore, seed_eval, seed_importance = seeds
         self._eval_seed = int(seed_eval)
 
         samples, offsets = self._draws(X, model, self.n_samples, int(seed_draws))
@@ -262,27 +271,24 @@ class NLMEPopulationEstimator(BaseEstimator):
         result = run_multistart(
             objective, objective.x_names, lb, ub, x0, self.optimizer, self.n_jobs, self.verbose
         )
-        starts = result.optimize_result.list
-        ok = [r for r in starts if not start_failed(r)]
-        self.n_starts_failed_ = len(starts) - len(ok)
-        if not ok:
-            raise RuntimeError(
-                f"all {len(starts)} optimiser starts failed; first message: {starts[0].message}"
+        ok, failed = self._successful_starts(result)
+        if self.likelihood == "importance":
+            # refine the best amortized end points on the exact likelihood
+            objective = ImportanceObjective(
+                objective, model, X, self.n_samples, random_state=int(seed_importance)
             )
-        if self.n_starts_failed_:
-            warnings.warn(
-                f"{self.n_starts_failed_} of {len(starts)} optimiser starts failed "
-                f"(e.g. {next(r.message for r in starts if start_failed(r))!r}); "
-                "the estimate uses the others",
-                RuntimeWarning,
-                stacklevel=2,
+            x0 = np.array([r.x for r in ok[: self._N_REFINE]])
+            result = run_multistart(
+                objective, objective.x_names, lb, ub, x0, self.optimizer, self.n_jobs, self.verbose
             )
+            ok, failed_refine = self._successful_starts(result)
+            failed += failed_refine
+        self.n_starts_failed_ = failed
         best = ok[0].fval
         self.n_starts_converged_ = sum(r.fval - best <= max(0.01, 1e-6 * abs(best)) for r in ok)
 
         # re-score the best few starts on fresh, larger draws (fixed seed)
-        big = self._draws(X, model, self._RESCORE_FACTOR * self.n_samples, int(seed_rescore))
-        rescorer = objective.with_samples(*big)
+        rescorer = self._rescorer(objective, X, model, int(seed_rescore))
         candidates = ok[: self._N_RESCORE]
         values = [rescorer(r.x) for r in candidates]
         chosen = candidates[int(np.nanargmin(values))]
@@ -291,6 +297,31 @@ class NLMEPopulationEstimator(BaseEstimator):
         self.objective_ = objective
         self.chosen_start_ = chosen.id
         return self
+
+    def _successful_starts(self, result):
+        """Starts that ended at a finite value (sorted), and the number that failed."""
+        starts = result.optimize_result.list
+        ok = [r for r in starts if not start_failed(r)]
+        if not ok:
+            raise RuntimeError(
+                f"all {len(starts)} optimiser starts failed; first message: {starts[0].message}"
+            )
+        if len(ok) < len(starts):
+            warnings.warn(
+                f"{len(starts) - len(ok)} of {len(starts)} optimiser starts failed "
+                f"(e.g. {next(r.message for r in starts if start_failed(r))!r}); "
+                "the estimate uses the others",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        return ok, len(starts) - len(ok)
+
+    def _rescorer(self, objective, X, model, seed):
+        """``objective`` on ``_RESCORE_FACTOR`` times more fresh draws."""
+        n_draws = self._RESCORE_FACTOR * self.n_samples
+        if isinstance(objective, ImportanceObjective):
+            return objective.with_draws(n_draws, random_state=seed)
+        return objective.with_samples(*self._draws(X, model, n_draws, seed))
 
     def _set_estimate(self, rescorer, objective, chosen, fval, model, X):
         names = list(model.param_names)
@@ -323,12 +354,17 @@ class NLMEPopulationEstimator(BaseEstimator):
 
     # -------------------------------------------------------- after fitting
     def _eval_objective(self, X):
+        """The fitted kind of objective on ``X``, with fresh draws (fixed seed)."""
         check_is_fitted(self, "x_")
         model = self._check_params()
         validate_individuals(X, n_outputs=model.n_outputs)
-        n_draws = self._RESCORE_FACTOR * self.n_samples
-        samples, offsets = self._draws(X, model, n_draws, self._eval_seed)
-        return self._objective(X, model, samples, offsets, None, None), samples
+        if self.likelihood == "importance":
+            samples, offsets = self._draws(X, model, self.n_samples, self._eval_seed)
+            base = self._objective(X, model, samples, offsets, None, None)
+            n_draws = self._RESCORE_FACTOR * self.n_samples
+            return ImportanceObjective(base, model, X, n_draws, random_state=self._eval_seed)
+        samples, offsets = self._draws(X, model, self._RESCORE_FACTOR * self.n_samples, self._eval_seed)
+        return self._objective(X, model, samples, offsets, None, None)
 
     def score(self, X, y=None):
         """Mean log-likelihood per individual of ``X`` under the fitted population.
@@ -347,7 +383,7 @@ class NLMEPopulationEstimator(BaseEstimator):
         -------
         float
         """
-        objective, _ = self._eval_objective(X)
+        objective = self._eval_objective(X)
         return float(np.mean(objective.individual_loglik(self.x_full_)))
 
     def predict(self, X):
@@ -366,9 +402,7 @@ class NLMEPopulationEstimator(BaseEstimator):
         DataFrame
             Indexed like ``X``, one column per parameter.
         """
-        objective, samples = self._eval_objective(X)
-        w = objective.weights(self.x_full_)
-        means = np.einsum("nk,nkd->nd", w, samples.astype(float, copy=False))
+        means = self._eval_objective(X).conditional_means(self.x_full_)
         return pd.DataFrame(means, index=X.index, columns=list(self.posterior.model.param_names))
 
     def summary(self, confidence=0.95):

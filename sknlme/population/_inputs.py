@@ -1,7 +1,7 @@
 """From an individuals table and a posterior to the objective's inputs.
 
 Covariate matrices (numeric, finite, named columns) and posterior draws with
-their per-draw log offsets for the amortized or the importance likelihood.
+their per-draw log offsets for the amortized likelihood.
 """
 
 from __future__ import annotations
@@ -65,12 +65,8 @@ def covariate_matrix(X, names):
     return np.stack(cols, axis=1) if cols else np.empty((len(X), 0))
 
 
-def posterior_draws(posterior, model, X, n_samples, seed, likelihood):
-    """Posterior draws (n, K, d) and per-draw log offsets (n, K).
-
-    ``likelihood="amortized"``: ``c_ik = -log p0(phi_ik)``;
-    ``"importance"``: ``c_ik = log p(y_i | phi_ik) - log q(phi_ik | y_i)``.
-    """
+def posterior_draws(posterior, model, X, n_samples, seed):
+    """Posterior draws (n, K, d) and their amortized offsets ``-log p0(phi_ik)`` (n, K)."""
     samples = np.asarray(posterior.sample(X, n_samples, random_state=seed))
     d = len(model.param_names)
     if samples.shape != (len(X), n_samples, d):
@@ -83,16 +79,4 @@ def posterior_draws(posterior, model, X, n_samples, seed, likelihood):
     if bad.any():
         i = np.flatnonzero(bad)[0]
         raise ValueError(f"posterior draws of individual {_ident(X, i)!r} are not finite")
-    if likelihood == "amortized":
-        return samples, amortized_offsets(samples, model.prior_mean, model.prior_cov)
-    loglik = np.asarray(model.log_likelihood(samples, X), dtype=float)
-    offsets = loglik - np.asarray(posterior.log_prob(X, samples), dtype=float)
-    bad = np.isnan(offsets) | np.isposinf(offsets)
-    dead = np.all(np.isneginf(offsets), axis=1)
-    if bad.any() or dead.any():
-        i = np.flatnonzero(bad.any(axis=1) | dead)[0]
-        raise ValueError(
-            f"importance weights of individual {_ident(X, i)!r} are not usable "
-            "(NaN, +inf, or all draws with zero likelihood): check the posterior and the data"
-        )
-    return samples, offsets
+    return samples, amortized_offsets(samples, model.prior_mean, model.prior_cov)

@@ -381,6 +381,11 @@ class PopulationObjective:
         s = w.sum(axis=1, keepdims=True)
         return np.divide(w, s, out=np.zeros_like(w), where=s > 0)
 
+    def conditional_means(self, x):
+        """``E[phi_i | y_i, theta]`` by the re-weighted draws, shape (n, d)."""
+        w = self.weights(np.asarray(x, dtype=float))
+        return np.einsum("nk,nkd->nd", w, self.samples.astype(float, copy=False))
+
     def to_pypesto_problem(self):
         """A ``pypesto.Problem`` over the free parameters (value and analytic gradient)."""
         import pypesto
