@@ -1,5 +1,13 @@
-"""sknlme: amortized non-linear mixed-effects models in scikit-learn style."""
+"""sknlme: amortized non-linear mixed-effects models in scikit-learn style.
 
+The main classes are available at the top level: :class:`AmortizedPosterior`
+(neural posterior of one individual's parameters), :class:`NLMEPopulationEstimator`
+(population fit) and :func:`pretrained` (shipped networks). They, and the
+subpackages that need Keras, are imported on first use, so ``import sknlme``
+stays quick.
+"""
+
+import importlib
 import os
 
 # Keras reads its backend once, at first import: choose JAX unless the user chose.
@@ -12,4 +20,25 @@ from . import data, datasets, models  # noqa: E402
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["data", "datasets", "models", "__version__"]
+_LAZY = {
+    "AmortizedPosterior": ("sknlme.posterior", "AmortizedPosterior"),
+    "NLMEPopulationEstimator": ("sknlme.population", "NLMEPopulationEstimator"),
+    "pretrained": ("sknlme.datasets", "pretrained"),
+    "plotting": ("sknlme.plotting", None),
+    "population": ("sknlme.population", None),
+    "posterior": ("sknlme.posterior", None),
+}
+
+__all__ = ["data", "datasets", "models", "__version__", *_LAZY]
+
+
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'sknlme' has no attribute {name!r}")
+    module_name, attr = _LAZY[name]
+    module = importlib.import_module(module_name)
+    return module if attr is None else getattr(module, attr)
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
