@@ -44,14 +44,14 @@ CONFIGS = {
     "mrna-transfection": dict(
         model=lambda: MRNATransfection(),
         params=dict(
-            summary_network="deepset",
-            hidden_units=(48, 48),
+            summary_network="conv",
+            hidden_units=(64, 64, 64),
             flow_depth=6,
-            n_simulations=50_000,
-            epochs=45,
+            n_simulations=100_000,
+            epochs=55,
             batch_size=256,
             learning_rate=1e-3,
-            patience=6,
+            patience=8,
         ),
     ),
 }

@@ -145,6 +145,32 @@ def test_save_load_round_trip(post, X, tmp_path):
     assert again.history_ == post.history_
 
 
+def _decay(phi, t):
+    return np.exp(phi[:, :1] - np.exp(phi[:, 1:2]) * t)
+
+
+def test_function_model_is_saved_by_prior_and_passed_to_load(tmp_path):
+    from sknlme.models import FunctionModel
+
+    def make(prior_mean=(0.0, -1.0, -2.0)):
+        return FunctionModel(_decay, ["log_y0", "log_k"], prior_mean=list(prior_mean),
+                             prior_cov=[0.5, 0.5, 0.1], times=np.linspace(0, 5, 6))  # fmt: skip
+
+    model = make()
+    post = AmortizedPosterior(model, n_simulations=300, epochs=1, **TINY).fit()
+    path = tmp_path / "fn.zip"
+    post.save(path)  # the function cannot be stored: parameters and prior are
+    with pytest.raises(ValueError, match=r"cannot rebuild its model .*load\(path, model=\.\.\.\)"):
+        AmortizedPosterior.load(path)
+    with pytest.raises(ValueError, match="does not match the saved parameters and prior"):
+        AmortizedPosterior.load(path, model=make(prior_mean=(0.0, -1.0, -1.0)))
+    again = AmortizedPosterior.load(path, model=make())
+    X = model.simulate(5, random_state=1)[0]
+    np.testing.assert_array_equal(
+        again.sample(X, 4, random_state=0), post.sample(X, 4, random_state=0)
+    )
+
+
 def test_pickle_round_trip(post, X):
     again = pickle.loads(pickle.dumps(post))
     phi = post.sample(X, 6, random_state=2)
@@ -183,7 +209,7 @@ def test_padding_does_not_change_posterior(post, X):
     np.testing.assert_allclose(lp_wide[:12], post.log_prob(X, phi), atol=1e-4)
 
 
-@pytest.mark.parametrize("kind", ["deepset", "set_transformer", "time_series"])
+@pytest.mark.parametrize("kind", ["deepset", "set_transformer", "time_series", "conv"])
 def test_summary_networks_ignore_padded_elements(kind):
     from sknlme.posterior._networks import build_summary_network
 
@@ -192,11 +218,12 @@ def test_summary_networks_ignore_padded_elements(kind):
     x = rng.standard_normal((3, 5, 6)).astype("float32")
     mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]], dtype="float32")
     out = np.asarray(net(x, mask=mask))
-    junk = rng.standard_normal((3, 4, 6)).astype("float32")  # padded rows with garbage
-    x2 = np.concatenate([x, junk], axis=1)
-    x2[:, :5][mask == 0] = 100.0
-    mask2 = np.concatenate([mask, np.zeros((3, 4), "float32")], axis=1)
-    np.testing.assert_allclose(np.asarray(net(x2, mask=mask2)), out, atol=1e-5)
+    for extra in (3, 4):  # odd and even lengths (strided networks)
+        junk = rng.standard_normal((3, extra, 6)).astype("float32")  # padded rows with garbage
+        x2 = np.concatenate([x, junk], axis=1)
+        x2[:, :5][mask == 0] = 100.0
+        mask2 = np.concatenate([mask, np.zeros((3, extra), "float32")], axis=1)
+        np.testing.assert_allclose(np.asarray(net(x2, mask=mask2)), out, atol=1e-5)
 
 
 # --------------------------------------------------------------- bad inputs

@@ -30,10 +30,13 @@ class AmortizedPosterior(TransformerMixin, BaseEstimator):
     ----------
     model : Model
         The simulator and training prior (see :class:`sknlme.models.Model`).
-    summary_network : {"deepset", "set_transformer", "time_series"} or None, default="deepset"
+    summary_network : {"deepset", "set_transformer", "time_series", "conv"} or None, \
+default="deepset"
         Masked deep set, BayesFlow ``SetTransformer`` with a padding mask, a
-        masked GRU over time-ordered elements, or no summary network (designs of
-        one fixed size only).
+        masked GRU over time-ordered elements, masked strided convolutions along
+        time-ordered elements (dense time series: they see successive
+        differences, hence noise levels and onsets), or no summary network
+        (designs of one fixed size only).
     inference_network : {"coupling_flow", "flow_matching"}, default="coupling_flow"
         BayesFlow affine coupling flow or flow matching.
     summary_dim : int, default=None
@@ -368,17 +371,32 @@ class AmortizedPosterior(TransformerMixin, BaseEstimator):
 
     # ------------------------------------------------------------ storage
     def save(self, path):
-        """Save to one file (zip: JSON header and weights); see :meth:`load`."""
+        """Save to one file (zip: JSON header and weights); see :meth:`load`.
+
+        The file records the model by class and constructor arguments. A model
+        whose arguments JSON cannot hold (a :class:`~sknlme.models.FunctionModel`
+        with a Python function, say) is saved by its parameter names and
+        prior only, and must be passed to :meth:`load`.
+        """
         from ._io import save
 
         save(self, path)
 
     @classmethod
-    def load(cls, path):
-        """Load a posterior saved by :meth:`save`."""
+    def load(cls, path, model=None):
+        """Load a posterior saved by :meth:`save`.
+
+        Parameters
+        ----------
+        path : str or Path
+        model : Model, default=None
+            Use this model instead of rebuilding the saved one; its parameter
+            names and training prior must match the saved ones. Required when
+            the saved model could not be recorded.
+        """
         from ._io import load
 
-        return load(path)
+        return load(path, model=model)
 
     def __getstate__(self):
         from ._io import getstate

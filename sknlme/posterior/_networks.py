@@ -13,6 +13,9 @@ has no padding mask (bayesflow issue #713), so sknlme uses
   into a key-padding attention mask and masks its attention pooling;
 * ``"time_series"``: :class:`MaskedGRU`, a GRU over the elements in time order
   that skips masked steps (Keras masking);
+* ``"conv"``: :class:`MaskedConvNet`, strided 1-d convolutions along the
+  time-ordered elements (local features such as successive differences, which
+  carry the noise level and onsets of dense time series), then masked pooling;
 * ``None``: no summary network; the flattened set is a direct condition (only
   for designs of one fixed size).
 """
@@ -22,7 +25,7 @@ from __future__ import annotations
 import keras
 from bayesflow.networks import CouplingFlow, FlowMatching, SetTransformer, SummaryNetwork
 
-SUMMARY_NETWORKS = ("deepset", "set_transformer", "time_series", None)
+SUMMARY_NETWORKS = ("deepset", "set_transformer", "time_series", "conv", None)
 INFERENCE_NETWORKS = ("coupling_flow", "flow_matching")
 
 
@@ -130,6 +133,66 @@ class MaskedGRU(SummaryNetwork):
         return base | {"summary_dim": self.summary_dim, "widths": list(self.widths)}
 
 
+@keras.saving.register_keras_serializable(package="sknlme")
+class MaskedConvNet(SummaryNetwork):
+    """Strided 1-d convolutions over time-ordered elements, then masked pooling.
+
+    Layer ``j`` is a ``Conv1D(widths[j], kernel_size, stride 2)`` over the
+    sequence zero-padded by ``kernel_size // 2`` on both sides, so output ``i``
+    always reads inputs ``2i - kernel_size // 2 .. 2i + kernel_size // 2`` and
+    the sequence halves at every layer. Inputs and outputs are zero on padded
+    elements; an output counts as real when its centre element is real. The
+    summary is an MLP of the masked mean and max over the last layer. Padding
+    sits after the real elements (see :mod:`sknlme.posterior._encoding`), so a
+    real output sees the same zeros whatever the number of pads: the output
+    does not depend on padding.
+
+    Parameters
+    ----------
+    summary_dim : int
+        Number of learned summary statistics.
+    widths : tuple of int
+        Channels of the convolution layers; also the widths of the output MLP.
+    kernel_size : int, default=5
+        An odd window length.
+    """
+
+    def __init__(self, summary_dim=16, widths=(64, 64), kernel_size=5, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+        self.summary_dim = int(summary_dim)
+        self.widths = tuple(int(w) for w in widths)
+        self.kernel_size = int(kernel_size)
+        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+        self.convs = [
+            keras.layers.Conv1D(w, self.kernel_size, strides=2, activation="silu")
+            for w in self.widths
+        ]
+        self.head = _mlp(self.widths, out=self.summary_dim, name="output")
+
+    def call(self, x, training=False, mask=None):
+        m = _float_mask(x, mask)
+        h = x * m
+        half = self.kernel_size // 2
+        for conv in self.convs:
+            h = conv(keras.ops.pad(h, ((0, 0), (half, half), (0, 0))))
+            m = m[:, ::2]
+            h = h * m
+        return self.head(_masked_pool(h, m), training=training)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def get_config(self):
+        base = super().get_config()
+        return base | {
+            "summary_dim": self.summary_dim,
+            "widths": list(self.widths),
+            "kernel_size": self.kernel_size,
+        }
+
+
 def build_summary_network(kind, summary_dim, widths):
     """Summary network named ``kind`` (see :data:`SUMMARY_NETWORKS`), or None."""
     widths = tuple(int(w) for w in widths)
@@ -139,6 +202,8 @@ def build_summary_network(kind, summary_dim, widths):
         return MaskedDeepSet(summary_dim=summary_dim, widths=widths)
     if kind == "time_series":
         return MaskedGRU(summary_dim=summary_dim, widths=widths)
+    if kind == "conv":
+        return MaskedConvNet(summary_dim=summary_dim, widths=widths)
     if kind == "set_transformer":
         return SetTransformer(
             summary_dim=summary_dim,
