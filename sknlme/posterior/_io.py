@@ -68,14 +68,35 @@ def model_config(model):
                 )
             config[name] = getattr(model, name)
     config = _jsonable(config)
-    json.dumps(config)  # fail early on values JSON cannot hold
+    try:
+        json.dumps(config)
+    except TypeError as exc:
+        raise TypeError(f"cannot save model {cls.__name__}'s arguments: {exc}") from None
+    return {"class": f"{cls.__module__}:{cls.__qualname__}", "config": config} | prior_spec(model)
+
+
+def prior_spec(model):
+    """Parameter names and training prior of a model, as saved with a posterior."""
     return {
-        "class": f"{cls.__module__}:{cls.__qualname__}",
-        "config": config,
         "param_names": list(model.param_names),
-        "prior_mean": model.prior_mean.tolist(),
-        "prior_cov": model.prior_cov.tolist(),
+        "prior_mean": np.asarray(model.prior_mean).tolist(),
+        "prior_cov": np.asarray(model.prior_cov).tolist(),
     }
+
+
+def check_prior(model, spec, what):
+    """Raise when ``model``'s parameters or training prior differ from the saved ``spec``."""
+    if (
+        list(model.param_names) != spec["param_names"]
+        or np.shape(model.prior_mean) != np.shape(spec["prior_mean"])
+        or np.shape(model.prior_cov) != np.shape(spec["prior_cov"])
+        or not np.allclose(model.prior_mean, spec["prior_mean"])
+        or not np.allclose(model.prior_cov, spec["prior_cov"])
+    ):
+        raise ValueError(
+            f"{what} does not match the saved parameters and prior "
+            f"(saved: {spec['param_names']}, mean {spec['prior_mean']})"
+        )
 
 
 def build_model(spec):
@@ -86,12 +107,7 @@ def build_model(spec):
         obj = getattr(obj, part)
     config = spec["config"]
     model = obj.from_config(config) if hasattr(obj, "from_config") else obj(**config)
-    if (
-        list(model.param_names) != spec["param_names"]
-        or not np.allclose(model.prior_mean, spec["prior_mean"])
-        or not np.allclose(model.prior_cov, spec["prior_cov"])
-    ):
-        raise ValueError(f"rebuilt model {spec['class']} does not match the saved prior")
+    check_prior(model, spec, f"rebuilt model {spec['class']}")
     return model
 
 
@@ -106,7 +122,10 @@ def _header(post, with_model):
         "fitted": _jsonable({k: getattr(post, k) for k in _FITTED}),
     }
     if with_model:
-        header["model"] = model_config(post.model)
+        try:
+            header["model"] = model_config(post.model)
+        except TypeError as exc:  # e.g. a FunctionModel holding a Python function
+            header["model"] = {"class": None, "reason": str(exc)} | prior_spec(post.model)
     return header
 
 
@@ -149,8 +168,17 @@ def _from_bytes(data, model=None, source="data"):
                 UserWarning,
                 stacklevel=3,
             )
+    spec = header.get("model")
     if model is None:
-        model = build_model(header["model"])
+        if spec is None or spec["class"] is None:
+            reason = spec["reason"] if spec else "it holds no model"
+            raise ValueError(
+                f"{source} cannot rebuild its model ({reason}); pass it: "
+                "AmortizedPosterior.load(path, model=...)"
+            )
+        model = build_model(spec)
+    elif spec is not None:
+        check_prior(model, spec, f"the model passed to load {source} ({model!r})")
     params = dict(header["params"])
     if isinstance(params.get("hidden_units"), list):
         params["hidden_units"] = tuple(params["hidden_units"])
@@ -175,11 +203,11 @@ def save(post, path):
         fh.write(data)
 
 
-def load(path):
-    """Read a posterior written by :func:`save`."""
+def load(path, model=None):
+    """Read a posterior written by :func:`save` (with ``model`` instead of the saved one)."""
     with open(path, "rb") as fh:
         data = fh.read()
-    return _from_bytes(data, source=str(path))
+    return _from_bytes(data, model=model, source=str(path))
 
 
 def getstate(post):
