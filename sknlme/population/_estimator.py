@@ -363,7 +363,9 @@ class NLMEPopulationEstimator(BaseEstimator):
             base = self._objective(X, model, samples, offsets, None, None)
             n_draws = self._RESCORE_FACTOR * self.n_samples
             return ImportanceObjective(base, model, X, n_draws, random_state=self._eval_seed)
-        samples, offsets = self._draws(X, model, self._RESCORE_FACTOR * self.n_samples, self._eval_seed)
+        samples, offsets = self._draws(
+            X, model, self._RESCORE_FACTOR * self.n_samples, self._eval_seed
+        )
         return self._objective(X, model, samples, offsets, None, None)
 
     def score(self, X, y=None):
