@@ -111,3 +111,37 @@ def test_plot_profiles(setup):
     fresh = NLMEPopulationEstimator(pop.posterior)
     with pytest.raises(ValueError, match="no profiles to plot"):
         plot_profiles(fresh)
+
+
+def test_profile_objective_value_calls_skip_gradient(setup):
+    from sknlme.population._profile import _ProfileObjective
+
+    _, _, pop, _ = setup
+    calls = []
+
+    class Spy:
+        def __call__(self, x):
+            calls.append("value")
+            return pop.objective_(x)
+
+        def value_and_gradient(self, x):
+            calls.append("both")
+            return pop.objective_.value_and_gradient(x)
+
+    obj = _ProfileObjective(Spy(), pop.x_names_)
+    f = obj(pop.x_)
+    assert calls == ["value"] and f == pop.objective_(pop.x_)
+    f2, g = obj(pop.x_, sensi_orders=(0, 1))
+    assert calls == ["value", "both"] and f2 == f
+    np.testing.assert_array_equal(g, pop.objective_.gradient(pop.x_))
+
+
+def test_profile_default_tolerance_matches_tight_optimizer(setup):
+    """The profile's looser stopping rule (about 1e-6 in the objective) moves no
+    interval end noticeably against the fit's own tolerance (ftol = 1e-12)."""
+    from sknlme.population._multistart import default_optimizer
+
+    _, _, pop, table = setup
+    tight = pop.profile(optimizer=default_optimizer())
+    np.testing.assert_allclose(table.lower, tight.lower, atol=1e-3)
+    np.testing.assert_allclose(table.upper, tight.upper, atol=1e-3)

@@ -21,8 +21,9 @@ so ``g_i`` has precision ``Lam_i + Psi^-1`` and mean
 (a random effect whose variance shrinks to zero is proposed at its mean),
 while its standardised draws are fixed (common random numbers), so the
 estimate is a smooth, deterministic function of ``theta``. Its gradient is
-taken by central differences (each evaluation calls the model's likelihood on
-``n x K`` draws).
+taken by central differences; the ``2 n_x`` perturbed parameter vectors are
+evaluated as one batch (one call of the model's likelihood on ``n x 2 n_x K``
+draws), as the cost of an evaluation at small ``n`` is mostly fixed overhead.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from ..data import covariate_columns, to_padded
 __all__ = ["ImportanceObjective", "likelihood_gaussians"]
 
 _LOG_2PI = np.log(2 * np.pi)
+_BATCH_DRAWS = 2**20  # draws per likelihood call when batching parameter vectors
 
 
 def likelihood_gaussians(draws, prior_mean, prior_cov, min_precision=1e-8):
@@ -182,42 +184,72 @@ class ImportanceObjective:
     # ------------------------------------------------------------ evaluation
     def draws(self, x):
         """Proposal draws ``phi`` (n, K, d) at ``x`` and their log weights (n, K)."""
-        beta, B, L = self.layout.factors(np.asarray(x, dtype=float))
-        means = self._base._means(beta, B)
-        phi = np.empty((self.n, self.K, self.d))
-        phi[:, :, self.fe] = means[:, None, self.fe]
-        log_w = np.zeros((self.n, self.K))
+        phi, log_w = self._batch(np.asarray(x, dtype=float).reshape(1, -1))
+        return phi[:, 0], log_w[0]
+
+    def _batch(self, xs):
+        """Draws ``phi`` (n, b, K, d) and log weights (b, n, K) at the rows of ``xs`` (b, n_x).
+
+        The ``b * K`` draws of each individual go to the model's likelihood in one call.
+        """
+        b, n, K, d = len(xs), self.n, self.K, self.d
+        means = np.empty((b, n, d))
+        psi_cov = np.empty((b, self.re.size, self.re.size))
+        for t, x in enumerate(xs):
+            beta, B, L = self.layout.factors(x)
+            means[t] = self._base._means(beta, B)
+            psi_cov[t] = (L @ L.T)[np.ix_(self.re, self.re)]
+        phi = np.empty((n, b, K, d))
+        phi[..., self.fe] = means[:, :, self.fe].transpose(1, 0, 2)[:, :, None, :]
+        log_w = np.zeros((b, n, K))
         if self.re.size:
-            psi, log_w = self._random_effects(means[:, self.re], (L @ L.T)[np.ix_(self.re, self.re)])
-            phi[:, :, self.re] = psi
-        loglik = np.asarray(self.model._log_likelihood(phi, self._padded, self._covs), dtype=float)
+            psi, log_w = self._random_effects(means[:, :, self.re], psi_cov)
+            phi[..., self.re] = psi.transpose(1, 0, 2, 3)
+        flat = phi.reshape(n, b * K, d)
+        loglik = np.asarray(self.model._log_likelihood(flat, self._padded, self._covs), dtype=float)
         if np.isnan(loglik).any():
             i, k = np.argwhere(np.isnan(loglik))[0]
             raise FloatingPointError(
-                f"the likelihood of individual {self._ids[i]!r} is NaN at phi = {phi[i, k]}"
+                f"the likelihood of individual {self._ids[i]!r} is NaN at phi = {flat[i, k]}"
             )
-        return phi, loglik + log_w
+        return phi, loglik.reshape(n, b, K).transpose(1, 0, 2) + log_w
 
     def _random_effects(self, m, psi_cov):
-        """Proposal draws of the random effects and ``log N(psi; m, Psi) - log g(psi)``."""
-        r = self.re.size
+        """Proposal draws of the random effects and ``log N(psi; m, Psi) - log g(psi)``.
+
+        Means ``m`` (b, n, r) and covariances ``psi_cov`` (b, r, r) give draws
+        (b, n, K, r) and log ratios (b, n, K).
+        """
+        b, n, r = m.shape
         L_pop = np.linalg.cholesky(psi_cov)
         prec_pop = np.linalg.inv(psi_cov)
-        prec = self._lam + prec_pop
-        chol_prec = np.linalg.cholesky(prec)  # (n, r, r)
+        prec = self._lam + prec_pop[:, None]  # (b, n, r, r)
+        chol_prec = np.linalg.cholesky(prec)
         centre = np.linalg.solve(prec, (self._eta + m @ prec_pop)[..., None])[..., 0]
         # scale S = inflation^2 prec^-1 = A A^T with A = inflation chol_prec^-T
-        A = self.inflation * np.linalg.inv(chol_prec).transpose(0, 2, 1)
-        psi = centre[:, None, :] + np.einsum("nrs,nks->nkr", A, self._std)
-        log_det_A = np.sum(np.log(np.abs(np.diagonal(A, axis1=1, axis2=2))), axis=1)
-        z = np.linalg.solve(L_pop, (psi - m[:, None, :]).reshape(-1, r).T).T
-        log_pop = -0.5 * np.sum(z**2, axis=1).reshape(self.n, self.K)
-        log_pop -= np.sum(np.log(np.diag(L_pop))) + 0.5 * r * _LOG_2PI
-        return psi, log_pop - (self._log_t0 - log_det_A[:, None])
+        A = self.inflation * np.swapaxes(np.linalg.inv(chol_prec), -1, -2)
+        psi = centre[:, :, None, :] + self._std @ np.swapaxes(A, -1, -2)
+        log_det_A = np.sum(np.log(np.abs(np.diagonal(A, axis1=-2, axis2=-1))), axis=-1)
+        resid = (psi - m[:, :, None, :]).reshape(b, -1, r)
+        z = resid @ np.swapaxes(np.linalg.inv(L_pop), -1, -2)  # L_pop^-1 (psi - m)
+        log_pop = -0.5 * np.sum(z**2, axis=2).reshape(b, n, self.K)
+        log_norm = np.sum(np.log(np.diagonal(L_pop, axis1=1, axis2=2)), axis=1) + 0.5 * r * _LOG_2PI
+        log_pop -= log_norm[:, None, None]
+        return psi, log_pop - (self._log_t0 - log_det_A[:, :, None])
 
     def individual_loglik(self, x):
         """Per-individual estimates ``log L_i``, shape (n,)."""
         return logsumexp(self.draws(x)[1], axis=1) - np.log(self.K)
+
+    def _values(self, xs):
+        """Negative log-likelihoods at the rows of ``xs`` (b, n_x), in chunks of bounded size."""
+        size = max(1, _BATCH_DRAWS // (self.n * self.K))
+        out = np.empty(len(xs))
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            for s in range(0, len(xs), size):
+                log_w = self._batch(xs[s : s + size])[1]
+                out[s : s + size] = -np.sum(logsumexp(log_w, axis=2) - np.log(self.K), axis=1)
+        return out
 
     def __call__(self, x):
         """Negative log-likelihood at free ``x``."""
@@ -228,26 +260,42 @@ class ImportanceObjective:
             return value
         if not np.all(np.isfinite(x)):
             return np.nan
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            value = -float(np.sum(self.individual_loglik(x)))
+        value = float(self._values(x[None])[0])
         self._cache = (key, value)
         return value
 
     def gradient(self, x):
-        """Central-difference gradient at free ``x``, shape ``(n_x,)``."""
-        x = np.asarray(x, dtype=float).reshape(-1)
-        g = np.empty(x.size)
-        for j in range(x.size):
-            h = self.rel_step * max(1.0, abs(x[j]))
-            e = np.zeros_like(x)
-            e[j] = h
-            g[j] = (self(x + e) - self(x - e)) / (2 * h)
-        return g
+        """Central-difference gradient at free ``x``, shape ``(n_x,)``.
+
+        The ``2 n_x`` points are evaluated in one batch (see :meth:`_batch`).
+        """
+        return self._gradient(np.asarray(x, dtype=float).reshape(-1), with_value=False)[1]
+
+    def _gradient(self, x, with_value):
+        """``(value or None, gradient)``; the value joins the batch when not cached."""
+        if not np.all(np.isfinite(x)):
+            return (np.nan if with_value else None), np.full(x.size, np.nan)
+        h = self.rel_step * np.maximum(1.0, np.abs(x))
+        xs = np.repeat(x[None], 2 * x.size, axis=0)
+        steps = np.arange(x.size)
+        xs[2 * steps, steps] += h
+        xs[2 * steps + 1, steps] -= h
+        value = None
+        if with_value:
+            key = x.tobytes()
+            if self._cache[0] == key:
+                value = self._cache[1]
+            else:
+                xs = np.vstack([xs, x[None]])
+        f = self._values(xs)
+        if with_value and value is None:
+            value = float(f[-1])
+            self._cache = (key, value)
+        return value, (f[0 : 2 * x.size : 2] - f[1 : 2 * x.size : 2]) / (2 * h)
 
     def value_and_gradient(self, x):
-        """Objective value and gradient over the free parameters."""
-        f = self(x)
-        return f, self.gradient(x)
+        """Objective value and gradient over the free parameters (one batch)."""
+        return self._gradient(np.asarray(x, dtype=float).reshape(-1), with_value=True)
 
     def weights(self, x):
         """Normalised importance weights, shape (n, K)."""
