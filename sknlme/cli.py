@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 
@@ -139,9 +140,27 @@ def build_parser():
     return parser
 
 
+def _quiet_logging():
+    """Log warnings and errors only, unless logging is configured already.
+
+    BayesFlow calls ``logging.basicConfig(level=INFO)`` on import (and logs its
+    backend at INFO), after which JAX's backend probing shows as INFO lines too.
+    Configuring the root logger first makes BayesFlow's call a no-op; the
+    handler's level also holds back loggers that set their own level (BayesFlow's).
+    Where the root logger has handlers (a program or test runner calling
+    :func:`main`), nothing changes.
+    """
+    if logging.getLogger().handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setLevel(logging.WARNING)
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
+
+
 def main(argv=None):
     """Entry point of the ``sknlme`` command."""
     args = build_parser().parse_args(argv)
+    _quiet_logging()
     args.func(args)
     return 0
 
