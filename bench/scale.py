@@ -287,9 +287,9 @@ def plot_scale(table, path):
             ax.plot(n, summary[f"err_{p}"], marker="o", label=SHORT[p])
         ax.plot(n, summary["rmse"], "k--", lw=2, label="RMSE (all 10)")
         ax.plot(n, summary["rmse_oracle"], "k:", lw=2, label="oracle RMSE")
-        ax.set(xscale="log", yscale="symlog", xlabel="cells N",
-               ylabel="|estimate - truth| (log scale)", title=f"error: {title}")  # fmt: skip
-        ax.set_ylim(bottom=0)
+        ax.set(xscale="log", yscale="log", xlabel="cells N",
+               ylabel="|estimate - truth| (parameters on log scale)",
+               title=f"error: {title}")  # fmt: skip
         ax.legend(fontsize=8)
     ax = axes[2]
     for col, label in [("start_s", "median time per start"), ("draw_s", "posterior draws (M=100)"),
