@@ -226,7 +226,7 @@ def main(argv=None):
     )
     parser.add_argument(
         "--summary-network",
-        choices=["deepset", "set_transformer", "time_series"],
+        choices=["deepset", "conv", "set_transformer", "time_series"],
         default="deepset",
         help="summary network of the posterior (see AmortizedPosterior)",
     )

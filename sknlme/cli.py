@@ -101,6 +101,8 @@ def _cmd_train(args):
     model = get_model(args.model)
     post = AmortizedPosterior(
         model,
+        summary_network=args.summary_network,
+        hidden_units=tuple(int(w) for w in args.hidden_units.split(",")),
         n_simulations=args.n_simulations,
         epochs=args.epochs,
         random_state=args.random_state,
@@ -133,6 +135,13 @@ def build_parser():
     train = sub.add_parser("train", help="train and save a posterior network")
     train.add_argument("model", help="built-in model name")
     train.add_argument("--out", required=True, help="file to save the posterior to")
+    train.add_argument(
+        "--summary-network",
+        default="deepset",
+        choices=["deepset", "conv", "set_transformer", "time_series"],
+        help="deepset for sparse designs, conv for dense time series (see AmortizedPosterior)",
+    )
+    train.add_argument("--hidden-units", default="64,64", help="comma-separated widths")
     train.add_argument("--n-simulations", type=int, default=20_000)
     train.add_argument("--epochs", type=int, default=50)
     train.add_argument("--random-state", type=int, default=0)

@@ -24,3 +24,15 @@ def test_demo_writes_report(tmp_path):
     # comparison belongs to the validation against R nlme.
     assert abs(fixed["log_Cl"] + 3.23) < 0.3
     assert len(pd.read_csv(out / "individual_estimates.csv")) == 12
+
+
+def test_train_saves_a_loadable_posterior(tmp_path):
+    from sknlme.posterior import AmortizedPosterior
+
+    path = tmp_path / "net.zip"
+    args = ["train", "one-compartment-oral", "--out", str(path), "--summary-network", "conv",
+            "--hidden-units", "8", "--n-simulations", "300", "--epochs", "1"]  # fmt: skip
+    assert main(args) == 0
+    post = AmortizedPosterior.load(path)
+    assert post.summary_network == "conv" and post.hidden_units == (8,)
+    assert post.model.name == "one-compartment-oral" and post.n_simulations_ == 300
