@@ -1,6 +1,6 @@
 """Single-cell scale: population recovery and optimiser time from 50 to 10,000 cells.
 
-Run ``python -m bench.scale`` (about 20 minutes on 2 cores) or ``--quick``
+Run ``python -m bench.scale`` (about 5 minutes on 2 cores) or ``--quick``
 (N in {50, 500}, one replicate, 4 starts; about a minute).
 
 The paper's synthetic study (Arruda et al., 2024): cells of the simple mRNA
