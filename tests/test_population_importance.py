@@ -18,9 +18,13 @@ from sknlme.population._importance import likelihood_gaussians
 from sknlme.posterior._exact import ExactGaussianPosterior
 
 
-def _setup(n=15, d=2, seed=0, random_effects=None, covariance="diag"):
+def _setup(n=15, d=2, seed=0, random_effects=None, covariance="diag", covariate_effects=None):
+    """LinearGaussian draws and their amortized objective; with ``covariate_effects`` a
+    covariate column ``c`` (evenly spaced in [-1, 1]) is added to X and used."""
     model = LinearGaussian(n_params=d, sigma=0.3)
     X, _ = model.simulate(n, random_state=seed)
+    if covariate_effects:
+        X = X.assign(c=np.linspace(-1.0, 1.0, len(X)))
     post = ExactGaussianPosterior(model).fit()
     draws = post.sample(X, 200, random_state=seed)
     offsets = amortized_offsets(draws, model.prior_mean, model.prior_cov)
@@ -30,6 +34,8 @@ def _setup(n=15, d=2, seed=0, random_effects=None, covariance="diag"):
         list(model.param_names),
         random_effects=random_effects,
         covariance=covariance,
+        covariates=X[["c"]] if covariate_effects else None,
+        covariate_effects=covariate_effects,
     )
     return model, X, base
 
@@ -156,18 +162,11 @@ def _theophylline_objective(covariance):
 
 def _linear_gaussian_objective(covariance):
     """LinearGaussian, three parameters, one without random effect, one covariate."""
-    model = LinearGaussian(n_params=3, sigma=0.3)
-    X, _ = model.simulate(15, random_state=0)
-    X = X.assign(c=np.linspace(-1.0, 1.0, len(X)))
-    draws = ExactGaussianPosterior(model).fit().sample(X, 200, random_state=0)
-    offsets = amortized_offsets(draws, model.prior_mean, model.prior_cov)
-    base = PopulationObjective(
-        draws,
-        offsets,
-        list(model.param_names),
-        covariance=covariance,
+    model, X, base = _setup(
+        n=15,
+        d=3,
         random_effects=["theta0", "theta2"],
-        covariates=X[["c"]],
+        covariance=covariance,
         covariate_effects={"c": ["theta0", "theta1"]},
     )
     cov = np.array([[0.5, 0.0, 0.1], [0.0, 1.0, 0.0], [0.1, 0.0, 0.3]])
