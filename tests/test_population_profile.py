@@ -145,3 +145,12 @@ def test_profile_default_tolerance_matches_tight_optimizer(setup):
     tight = pop.profile(optimizer=default_optimizer())
     np.testing.assert_allclose(table.lower, tight.lower, atol=1e-3)
     np.testing.assert_allclose(table.upper, tight.upper, atol=1e-3)
+
+
+def test_profile_leaves_callers_options_unchanged(setup):
+    import pypesto.profile
+
+    _, _, pop, _ = setup
+    options = pypesto.profile.ProfileOptions(ratio_min=0.5)
+    pop.profile(pop.x_names_[:1], profile_options=options)
+    assert options.ratio_min == 0.5

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pypesto
@@ -109,8 +111,8 @@ def profile_population(
     )
     result.optimize_result.append(chosen)  # profiles start at (and are relative to) the estimate
     threshold = pypesto.profile.chi2_quantile_to_ratio(confidence, df=1)
-    if profile_options is None:
-        profile_options = pypesto.profile.ProfileOptions()
+    # a copy: ratio_min is adjusted below, and the caller's options stay as passed
+    profile_options = copy.copy(profile_options or pypesto.profile.ProfileOptions())
     if optimizer is None:
         optimizer = default_optimizer()
         ftol = _FTOL_ABSOLUTE / max(1.0, abs(float(chosen.fval)))
