@@ -32,7 +32,7 @@ CONFIGS = {
         model=lambda: OneCompartmentOral(error="additive"),
         params=dict(
             summary_network="deepset",
-            hidden_units=(128, 128),
+            hidden_units=(192, 192),
             flow_depth=6,
             n_simulations=100_000,
             epochs=45,
@@ -106,11 +106,16 @@ def main(argv=None):
         "params": {k: v for k, v in params.items()},
         "seconds": seconds,
         "epochs_run": len(post.history_["loss"]),
+        # a run cut short by the budget never reaches the low learning rates at the end of
+        # the cosine schedule (measured: mRNA at 41 of 55 epochs, ECDF error 0.063 vs 0.030)
+        "schedule_completed": len(post.history_["loss"]) == params["epochs"],
         "best_val_loss": min(post.history_["val_loss"]),
         "cpu_count": os.cpu_count(),
         "load_average": os.getloadavg(),
     }
     print(json.dumps(summary, indent=1), flush=True)
+    if not summary["schedule_completed"]:
+        print("warning: training stopped before the learning-rate schedule ended; lower epochs")
     if args.quick:
         return summary
     out = Path(args.out)
