@@ -8,6 +8,22 @@ from pathlib import Path
 import numpy as np
 
 
+def describe_starts(estimator):
+    """How many optimiser runs reached the best value, in words (for reports and the CLI).
+
+    With the importance likelihood only the best amortized end points are refined on
+    the exact likelihood, so the count is out of those refinements, not of all starts.
+    """
+    runs = len(estimator.optimize_result_.optimize_result.list)
+    text = f"{estimator.n_starts_converged_} of {runs}"
+    if estimator.likelihood == "importance":
+        return (
+            f"{estimator.n_starts} starts; {text} refinements on the exact likelihood "
+            "reached the best value"
+        )
+    return f"{text} starts reached the best value"
+
+
 def _savefig(fig, path, written):
     import matplotlib.pyplot as plt
 
@@ -101,7 +117,7 @@ def write_report(estimator, X, out_dir, *, profile=True, calibration=True, rando
         f"model: {model.name} ({', '.join(model.param_names)})",
         f"individuals: {len(X)}",
         f"covariance: {estimator.covariance}, likelihood: {estimator.likelihood}",
-        f"starts: {estimator.n_starts_converged_} of {estimator.n_starts} converged",
+        f"starts: {describe_starts(estimator)}",
         f"log-likelihood: {estimator.loglik_:.3f}   AIC: {estimator.aic_:.2f}   "
         f"BIC: {estimator.bic_:.2f}",
         "",

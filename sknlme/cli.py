@@ -39,7 +39,7 @@ def _load_posterior(model_name, path):
 def _fit_and_report(X, posterior, args, random_effects=None):
     from sklearn.frozen import FrozenEstimator
 
-    from ._report import write_report
+    from ._report import describe_starts, write_report
     from .population import NLMEPopulationEstimator
 
     start = time.perf_counter()
@@ -56,7 +56,7 @@ def _fit_and_report(X, posterior, args, random_effects=None):
     print(est.summary().to_string(float_format=lambda v: f"{v:.4g}"))
     print(
         f"\nlog-likelihood {est.loglik_:.3f}  AIC {est.aic_:.2f}  BIC {est.bic_:.2f}  "
-        f"({est.n_starts_converged_}/{args.n_starts} starts converged, fit {fit_time:.1f} s)"
+        f"({describe_starts(est)}; fit {fit_time:.1f} s)"
     )
     if args.out:
         files = write_report(

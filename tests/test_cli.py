@@ -5,9 +5,12 @@ import pandas as pd
 from sknlme.cli import main
 
 
-def test_demo_writes_report(tmp_path):
+def test_demo_writes_report(tmp_path, capsys):
     out = tmp_path / "report"
     assert main(["demo", "--out", str(out), "--n-starts", "2", "--no-profile"]) == 0
+    # the importance likelihood refines only the best amortized ends: the count says so
+    printed = capsys.readouterr().out
+    assert "2 starts; " in printed and "refinements on the exact likelihood" in printed
     names = {p.name for p in out.iterdir()}
     assert {
         "estimates.csv",
@@ -24,6 +27,7 @@ def test_demo_writes_report(tmp_path):
     # comparison belongs to the validation against R nlme.
     assert abs(fixed["log_Cl"] + 3.23) < 0.3
     assert len(pd.read_csv(out / "individual_estimates.csv")) == 12
+    assert "refinements on the exact likelihood" in (out / "summary.txt").read_text()
 
 
 def test_train_saves_a_loadable_posterior(tmp_path):
