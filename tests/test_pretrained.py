@@ -13,20 +13,17 @@ fresh simulations from its training prior (fixed seeds) and must be
   must contract the prior variance by at least 0.25 (measured 0.37-0.99).
 """
 
-from importlib import resources
-
 import numpy as np
 import pytest
 
 from sknlme.datasets import pretrained
-from sknlme.datasets._pretrained import PRETRAINED, pretrained_names
+from sknlme.datasets._pretrained import PRETRAINED, _shipped_file, pretrained_names
 from sknlme.posterior import posterior_metrics
 
 
 @pytest.mark.parametrize("name", sorted(PRETRAINED))
 def test_shipped_network_is_calibrated_and_informative(name):
-    path = resources.files("sknlme.datasets") / "data" / f"{name}.posterior.zip"
-    assert path.stat().st_size <= 10 * 2**20
+    assert _shipped_file(name).stat().st_size <= 10 * 2**20
     post = pretrained(name)
     model = post.model
     X, phi = model.simulate(400, random_state=2024)

@@ -16,6 +16,11 @@ PRETRAINED = {
 }
 
 
+def _shipped_file(name):
+    """Resource of the shipped file of pretrained posterior ``name`` (may be missing)."""
+    return resources.files("sknlme.datasets") / "data" / f"{name}.posterior.zip"
+
+
 def pretrained_names():
     """Names accepted by :func:`pretrained`, with a description of each."""
     return dict(PRETRAINED)
@@ -51,7 +56,7 @@ def pretrained(name):
         raise ValueError(f"no pretrained posterior {name!r}; available: {sorted(PRETRAINED)}")
     from ..posterior import AmortizedPosterior
 
-    ref = resources.files("sknlme.datasets") / "data" / f"{name}.posterior.zip"
+    ref = _shipped_file(name)
     if not ref.is_file():
         raise FileNotFoundError(
             f"the pretrained posterior file for {name!r} is missing from this installation; "
