@@ -10,7 +10,7 @@ from scipy.linalg import expm
 
 from sknlme.data._padded import Padded
 from sknlme.models._mrna_detailed import (
-    _TIMES,
+    TIMES,
     MRNATransfectionDetailed,
     solve_detailed,
 )
@@ -129,9 +129,9 @@ def _radau_reference(phi, times, rtol=1e-8, log_form=False):
 def _max_error_against_radau(n, seed, log_form=False):
     model = MRNATransfectionDetailed()
     phi = model.sample_prior(n, random_state=seed)
-    times = np.broadcast_to(_TIMES, (n, _TIMES.size))
+    times = np.broadcast_to(TIMES, (n, TIMES.size))
     out, status, _ = solve_detailed(phi, times, rtol=model.rtol)
-    ref = np.array([_radau_reference(p, _TIMES, log_form=log_form) for p in phi])
+    ref = np.array([_radau_reference(p, TIMES, log_form=log_form) for p in phi])
     assert np.all(status == 0)
     # The error of y = log(p + offset) is the relative error of the observable
     # p + offset on its natural scale.
@@ -160,8 +160,8 @@ def _phi(t0=5.0, **over):
 
 def test_switch_at_t0_resting_before():
     phi = _phi(t0=5.0)
-    out, status, _ = solve_detailed(phi, _TIMES[None])
-    before = _TIMES <= 5.0
+    out, status, _ = solve_detailed(phi, TIMES[None])
+    before = TIMES <= 5.0
     assert status[0] == 0
     np.testing.assert_array_equal(out[0, before], 0.5)  # log(offset) exactly: p = 0
     assert np.all(out[0, ~before] > 0.5)
@@ -171,9 +171,9 @@ def test_switch_at_t0_resting_before():
 def test_exploding_endosomes_stay_finite():
     # delta2 = e^4: e grows like exp(55 t), beyond float range by t = 13
     phi = _phi(t0=1.0, log_delta2=4.0)
-    out, status, _ = solve_detailed(phi, _TIMES[None])
+    out, status, _ = solve_detailed(phi, TIMES[None])
     assert status[0] == 0 and np.all(np.isfinite(out))
-    ref = _radau_reference(phi[0], _TIMES, log_form=True)
+    ref = _radau_reference(phi[0], TIMES, log_form=True)
     np.testing.assert_allclose(out[0], ref, atol=1e-4, rtol=0)
 
 
@@ -186,7 +186,7 @@ def test_simulate_reproducible_and_noisy():
     np.testing.assert_array_equal(v(X1), v(X2))
     np.testing.assert_array_equal(phi1.to_numpy(), phi2.to_numpy())
     assert not np.allclose(v(X1), v(X3))
-    pred = solve_detailed(phi1.to_numpy(), np.broadcast_to(_TIMES, (4, 180)))[0]
+    pred = solve_detailed(phi1.to_numpy(), np.broadcast_to(TIMES, (4, 180)))[0]
     resid = (v(X1) - pred) / np.exp(phi1.to_numpy()[:, -1:])
     # 720 standardized residuals: their SD is 1 within 5 / sqrt(2 * 720) = 0.13
     assert abs(resid.std() - 1.0) < 0.13
@@ -201,7 +201,7 @@ def test_log_likelihood_is_gaussian_and_skips_missing():
     y = np.stack([r.values[:, 0] for r in X["records"]])
     for i in range(3):
         for k in range(2):
-            pred = solve_detailed(draws[i, k][None], _TIMES[None])[0][0]
+            pred = solve_detailed(draws[i, k][None], TIMES[None])[0][0]
             s = np.exp(draws[i, k, -1])
             expect = np.sum(-0.5 * ((y[i] - pred) / s) ** 2 - np.log(s) - 0.5 * np.log(2 * np.pi))
             np.testing.assert_allclose(ll[i, k], expect, rtol=1e-10)
@@ -213,7 +213,7 @@ def test_log_likelihood_is_gaussian_and_skips_missing():
     vals[10:20] = np.nan
     X_missing = make_individuals([IndividualRecords(rec.times, vals)])
     ll_missing = model.log_likelihood(draws[:1], X_missing)
-    pred = solve_detailed(draws[0, 0][None], _TIMES[None])[0][0]
+    pred = solve_detailed(draws[0, 0][None], TIMES[None])[0][0]
     s = np.exp(draws[0, 0, -1])
     keep = ~np.isnan(vals[:, 0])
     expect = np.sum(-0.5 * ((vals[keep, 0] - pred[keep]) / s) ** 2 - np.log(s)

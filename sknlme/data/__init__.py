@@ -11,6 +11,7 @@ from ._records import (
     covariate_columns,
     make_individuals,
 )
+from ._study import Study, as_study, id_keys
 from ._validation import validate_individuals
 from ._wide import from_arrays
 
@@ -19,12 +20,15 @@ __all__ = [
     "RECORDS_COLUMN",
     "IndividualRecords",
     "Padded",
+    "Study",
+    "as_study",
     "check_individuals",
     "covariate_columns",
     "from_arrays",
     "from_long",
     "fixed_design",
     "from_padded",
+    "id_keys",
     "make_individuals",
     "pad_records",
     "read_nonmem",

@@ -8,7 +8,7 @@ explicit masks, never a bare sentinel value: padded time points carry
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
@@ -53,6 +53,75 @@ class Padded:
     def value_mask(self):
         """True where a value was observed (a real record, not NaN)."""
         return self.obs_mask[..., None] & ~np.isnan(self.values)
+
+    def arrays(self):
+        """The six arrays in field order (``times`` ... ``dose_mask``)."""
+        return tuple(getattr(self, f.name) for f in fields(self))
+
+    def replace(self, **changes):
+        """A copy with some arrays replaced (the others shared, not copied).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sknlme.data import fixed_design
+        >>> d = fixed_design([1.0, 2.0], 3)
+        >>> d.replace(values=np.ones((3, 2, 1))).values.sum()
+        np.float64(6.0)
+        """
+        return replace(self, **changes)
+
+    def take(self, rows):
+        """The individuals at positions ``rows`` (contiguous copies, in that order).
+
+        Examples
+        --------
+        >>> from sknlme.data import fixed_design
+        >>> fixed_design([1.0, 2.0], 3).take([2, 0]).n_individuals
+        2
+        """
+        rows = np.asarray(rows, dtype=np.intp).reshape(-1)
+        return Padded(*(np.ascontiguousarray(a[rows]) for a in self.arrays()))
+
+    def tile(self, reps):
+        """Each individual repeated ``reps`` times in a row (as ``np.repeat``).
+
+        Examples
+        --------
+        >>> from sknlme.data import fixed_design
+        >>> fixed_design([1.0, 2.0], 2).tile(3).n_individuals
+        6
+        """
+        return self.take(np.repeat(np.arange(self.n_individuals), int(reps)))
+
+    @classmethod
+    def concatenate(cls, parts):
+        """Stack populations padded to different widths into one (row order kept).
+
+        Examples
+        --------
+        >>> from sknlme.data import fixed_design
+        >>> both = Padded.concatenate([fixed_design([1.0], 2), fixed_design([1.0, 2.0], 1)])
+        >>> both.times.shape, both.obs_mask.sum(axis=1).tolist()
+        ((3, 2), [1, 1, 2])
+        """
+        parts = list(parts)
+        T = max(p.times.shape[1] for p in parts)
+        D = max(p.dose_times.shape[1] for p in parts)
+        fills = (0.0, np.nan, False, 0.0, 0.0, False)
+        widths = (T, T, T, D, D, D)
+
+        def widen(a, width, fill):
+            pad = [(0, 0), (0, width - a.shape[1])] + [(0, 0)] * (a.ndim - 2)
+            return np.pad(a, pad, constant_values=fill)
+
+        columns = zip(*(p.arrays() for p in parts), strict=True)
+        return cls(
+            *(
+                np.concatenate([widen(a, w, f) for a in col])
+                for col, w, f in zip(columns, widths, fills, strict=True)
+            )
+        )
 
     def to_records(self):
         """Split into one :class:`IndividualRecords` per individual.

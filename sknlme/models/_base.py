@@ -6,8 +6,7 @@ import numpy as np
 import pandas as pd
 from sklearn.utils import check_random_state
 
-from ..data._padded import Padded, from_padded, to_padded
-from ..data._records import covariate_columns
+from ..data import as_study, from_padded
 
 
 def _as_cov(prior_cov, d):
@@ -25,17 +24,6 @@ def _as_cov(prior_cov, d):
     return cov
 
 
-def _fields(padded):
-    return (
-        padded.times,
-        padded.values,
-        padded.obs_mask,
-        padded.dose_times,
-        padded.dose_amounts,
-        padded.dose_mask,
-    )
-
-
 class Model:
     """Base class of an individual-level mechanistic model.
 
@@ -47,7 +35,12 @@ class Model:
     log-likelihood :meth:`log_likelihood`.
 
     Subclasses implement :meth:`_simulate` (and optionally :meth:`_predict` and
-    :meth:`_log_likelihood`) and :meth:`sample_design`.
+    :meth:`_log_likelihood`) and :meth:`sample_design`. The public methods
+    validate their inputs and call these; array-level ones (on :class:`Padded`
+    arrays, :meth:`simulate_padded`, :meth:`log_likelihood_padded`,
+    :meth:`covariate_array`) serve the posterior and the population code,
+    the DataFrame ones (:meth:`simulate`, :meth:`predict`,
+    :meth:`log_likelihood`) are thin wrappers over them.
 
     Parameters
     ----------
@@ -64,6 +57,18 @@ class Model:
         read from the individuals table columns of the same names.
     name : str, default=None
         Short name of the model; the class name when None.
+    error_params : sequence of str, default=()
+        The residual-error parameters among ``param_names`` (e.g. ``log_sigma``);
+        the others are structural (see :attr:`structural_params`). A population
+        fit gives random effects to the structural parameters only, unless told
+        otherwise.
+
+    Examples
+    --------
+    >>> from sknlme.models import OneCompartmentOral
+    >>> model = OneCompartmentOral()
+    >>> model.structural_params, model.error_params
+    (('log_ke', 'log_ka', 'log_Cl'), ('log_sigma',))
     """
 
     def __init__(
@@ -74,6 +79,7 @@ class Model:
         output_names=("y",),
         covariate_names=(),
         name=None,
+        error_params=(),
     ):
         self.param_names = tuple(str(p) for p in param_names)
         d = len(self.param_names)
@@ -86,6 +92,10 @@ class Model:
         self.output_names = tuple(output_names)
         self.covariate_names = tuple(covariate_names)
         self.name = name or type(self).__name__
+        self.error_params = tuple(str(p) for p in error_params)
+        unknown = [p for p in self.error_params if p not in self.param_names]
+        if unknown:
+            raise ValueError(f"error_params {unknown} are not among param_names {param_names}")
 
     # ------------------------------------------------------------------ prior
     @property
@@ -97,6 +107,11 @@ class Model:
     def n_outputs(self):
         """Number of observed outputs."""
         return len(self.output_names)
+
+    @property
+    def structural_params(self):
+        """Parameter names that are not residual-error parameters, in model order."""
+        return tuple(p for p in self.param_names if p not in self.error_params)
 
     @property
     def prior_std(self):
@@ -143,7 +158,32 @@ class Model:
     def _add_noise(self, pred, phi, rng):
         raise NotImplementedError
 
-    def _covariate_array(self, covariates, n):
+    def covariate_array(self, covariates, n):
+        """The simulator covariates as a float array (n, p), in ``covariate_names`` order.
+
+        Parameters
+        ----------
+        covariates : DataFrame or None
+            Covariate columns, one row per individual.
+        n : int
+            Number of individuals.
+
+        Returns
+        -------
+        ndarray of shape (n, len(covariate_names))
+
+        Raises
+        ------
+        ValueError
+            Naming the missing column, or the individual and value that is not finite.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from sknlme.models import LinearGaussian
+        >>> LinearGaussian().covariate_array(None, 3).shape
+        (3, 0)
+        """
         if not self.covariate_names:
             return np.empty((n, 0))
         if covariates is None:
@@ -160,6 +200,39 @@ class Model:
                 f"{covariates.index[i]!r} is {arr[i, j]!r}"
             )
         return arr
+
+    def prepare(self, X, *, require_values=True):
+        """Validate an individuals table for this model once: a :class:`~sknlme.data.Study`.
+
+        Parameters
+        ----------
+        X : DataFrame or Study
+            Individuals table (a study prepared for this model is returned as it is).
+        require_values : bool, default=True
+            Whether each individual needs at least one observed value.
+
+        Returns
+        -------
+        Study
+            With the model's simulator covariates (:meth:`covariate_array`).
+
+        Examples
+        --------
+        >>> from sknlme.models import OneCompartmentOral
+        >>> model = OneCompartmentOral()
+        >>> X, _ = model.simulate(4, random_state=0)
+        >>> study = model.prepare(X)
+        >>> study.n_individuals, study.simulator_covariates.shape
+        (4, (4, 0))
+        """
+        study = as_study(X, n_outputs=self.n_outputs, require_values=require_values)
+        if study.simulator_covariates is not None and study.simulator_covariates.shape[1] == len(
+            self.covariate_names
+        ):
+            return study
+        return study.with_simulator_covariates(
+            self.covariate_array(study.covariates, study.n_individuals)
+        )
 
     def simulate_padded(self, phi, design, covariates=None, random_state=None):
         """Simulate on padded arrays: the fast path used for training.
@@ -210,9 +283,8 @@ class Model:
         """
         rng = check_random_state(random_state)
         if design is not None:
-            padded = to_padded(design)
-            covariates = design[covariate_columns(design)]
-            ids = design.index
+            study = as_study(design, require_values=False, name="design")
+            padded, covariates, ids = study.padded, study.covariates, study.index
             n = padded.n_individuals if n is None else n
             if n != padded.n_individuals:
                 raise ValueError(f"n={n} but design has {padded.n_individuals} individuals")
@@ -227,14 +299,7 @@ class Model:
             phi = self.sample_prior(n, rng)
         phi = np.asarray(phi, dtype=float)
         values = self.simulate_padded(phi, padded, covariates, rng)
-        padded = Padded(
-            padded.times,
-            values,
-            padded.obs_mask,
-            padded.dose_times,
-            padded.dose_amounts,
-            padded.dose_mask,
-        )
+        padded = padded.replace(values=values)
         X = from_padded(padded, ids=ids, covariates=covariates)
         return X, pd.DataFrame(phi, index=X.index, columns=list(self.param_names))
 
@@ -246,7 +311,7 @@ class Model:
         ----------
         phi : array-like of shape (n_individuals, n_params) or (n_individuals, K, n_params)
             Parameters, one vector (or ``K`` draws) per individual.
-        X : DataFrame
+        X : DataFrame or Study
             Individuals table: its doses and covariates are used.
         times : array-like of shape (T,) or (n_individuals, T), default=None
             Prediction times (e.g. a fine grid for plots); each individual's
@@ -257,22 +322,18 @@ class Model:
         ndarray of shape (n_individuals, T, n_outputs) or (n_individuals, K, T, n_outputs)
             ``NaN`` at padded time points (only when ``times`` is None).
         """
-        padded = to_padded(X, n_outputs=self.n_outputs)
+        study = as_study(X, n_outputs=self.n_outputs, require_values=False)
+        padded, covariates = study.padded, study.covariates
         n = padded.n_individuals
-        covariates = X[covariate_columns(X)]
         if times is not None:
             t = np.asarray(times, dtype=float)
             t = np.broadcast_to(t, (n, t.shape[-1])) if t.ndim == 1 else t
             if t.shape[0] != n or not np.all(np.isfinite(t)):
                 raise ValueError(f"times must be finite, of shape (T,) or ({n}, T), got {t.shape}")
-            shape = t.shape
-            padded = Padded(
-                np.ascontiguousarray(t),
-                np.full(shape + (self.n_outputs,), np.nan),
-                np.ones(shape, dtype=bool),
-                padded.dose_times,
-                padded.dose_amounts,
-                padded.dose_mask,
+            padded = padded.replace(
+                times=np.ascontiguousarray(t),
+                values=np.full(t.shape + (self.n_outputs,), np.nan),
+                obs_mask=np.ones(t.shape, dtype=bool),
             )
         phi = np.asarray(phi, dtype=float)
         if phi.ndim not in (2, 3) or phi.shape[0] != n or phi.shape[-1] != self.n_params:
@@ -282,9 +343,8 @@ class Model:
             )
         K = 1 if phi.ndim == 2 else phi.shape[1]
         if K > 1:
-            rows = np.repeat(np.arange(n), K)
-            padded = Padded(*(np.ascontiguousarray(a[rows]) for a in _fields(padded)))
-            covariates = covariates.iloc[rows]
+            padded = padded.tile(K)
+            covariates = covariates.iloc[np.repeat(np.arange(n), K)]
         flat = np.ascontiguousarray(phi.reshape(n * K, self.n_params))
         pred = self._predict(flat, padded, covariates)
         pred = np.where(padded.obs_mask[..., None], pred, np.nan)
@@ -299,31 +359,74 @@ class Model:
     def _log_likelihood(self, phi, padded, covariates):
         raise NotImplementedError
 
+    def log_likelihood_padded(self, phi, padded, covariates=None):
+        """Exact observation log-likelihood on padded arrays (the array-level API).
+
+        Parameters
+        ----------
+        phi : array-like of shape (n_individuals, n_draws, n_params)
+        padded : Padded
+            Observations of the ``n_individuals``.
+        covariates : DataFrame, default=None
+            Covariate columns, one row per individual (those the model needs).
+
+        Returns
+        -------
+        ndarray of shape (n_individuals, n_draws), float64
+            Missing values and padded time points contribute nothing.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sknlme.models import OneCompartmentOral
+        >>> model = OneCompartmentOral()
+        >>> X, phi = model.simulate(2, random_state=0)
+        >>> study = model.prepare(X)
+        >>> ll = model.log_likelihood_padded(phi.to_numpy()[:, None, :], study.padded,
+        ...                                  study.covariates)
+        >>> ll.shape
+        (2, 1)
+        """
+        if not self.has_likelihood:
+            raise NotImplementedError(f"{self.name} has no explicit observation likelihood")
+        phi = np.asarray(phi, dtype=float)
+        n = padded.n_individuals
+        if phi.ndim != 3 or phi.shape[0] != n or phi.shape[2] != self.n_params:
+            raise ValueError(
+                f"phi must have shape ({n}, n_draws, {self.n_params}), got {phi.shape}"
+            )
+        if padded.n_outputs != self.n_outputs:
+            raise ValueError(
+                f"data have {padded.n_outputs} outputs, {self.name} has {self.n_outputs}"
+            )
+        return np.asarray(self._log_likelihood(phi, padded, covariates), dtype=float)
+
     def log_likelihood(self, phi, X):
         """Exact observation log-likelihood log p(y_i | phi).
 
         Parameters
         ----------
         phi : array-like of shape (n_individuals, n_draws, n_params)
-        X : DataFrame
+        X : DataFrame or Study
             Individuals table with ``n_individuals`` rows.
 
         Returns
         -------
         ndarray of shape (n_individuals, n_draws)
             Missing values and padded time points contribute nothing.
+
+        Examples
+        --------
+        >>> from sknlme.models import OneCompartmentOral
+        >>> model = OneCompartmentOral()
+        >>> X, phi = model.simulate(2, random_state=0)
+        >>> model.log_likelihood(phi.to_numpy()[:, None, :], X).shape
+        (2, 1)
         """
         if not self.has_likelihood:
             raise NotImplementedError(f"{self.name} has no explicit observation likelihood")
-        phi = np.asarray(phi, dtype=float)
-        padded = to_padded(X, n_outputs=self.n_outputs)
-        if phi.ndim != 3 or phi.shape[0] != padded.n_individuals or phi.shape[2] != self.n_params:
-            raise ValueError(
-                f"phi must have shape ({padded.n_individuals}, n_draws, {self.n_params}), "
-                f"got {phi.shape}"
-            )
-        covariates = X[covariate_columns(X)]
-        return self._log_likelihood(phi, padded, covariates)
+        study = as_study(X, n_outputs=self.n_outputs, require_values=False)
+        return self.log_likelihood_padded(phi, study.padded, study.covariates)
 
     def __repr__(self):
         return f"{type(self).__name__}()"

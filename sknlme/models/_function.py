@@ -92,6 +92,7 @@ class FunctionModel(Model):
             prior_cov,
             output_names=output_names,
             name=name or getattr(func, "__name__", "function-model"),
+            error_params=self.error_model.param_names,
         )
 
     def sample_design(self, n, random_state=None):

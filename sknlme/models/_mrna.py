@@ -75,7 +75,12 @@ class MRNATransfection(Model):
         self._missing = _as_range(missing_rate, "missing_rate", 0.0, 1.0)
         self.error_model = ErrorModel("additive")
         super().__init__(
-            _NAMES, _MEAN, _VAR, output_names=("log_fluorescence",), name="mrna-transfection"
+            _NAMES,
+            _MEAN,
+            _VAR,
+            output_names=("log_fluorescence",),
+            name="mrna-transfection",
+            error_params=("log_sigma",),
         )
 
     def sample_design(self, n, random_state=None):

@@ -40,10 +40,10 @@ import numpy as np
 from ..data._padded import fixed_design
 from ..simulate._ode import STATUS_MESSAGES, make_rodas_solver
 from ._base import Model
+from ._mrna import TIMES
 
 _LOG_2PI = np.log(2.0 * np.pi)
 _U_CAP = 600.0  # cap of log e where e multiplies m (see module docstring)
-_TIMES = np.linspace(1.0 / 6.0, 30.0, 180)
 
 PARAM_NAMES = (
     "log_delta1_m0",
@@ -207,11 +207,12 @@ class MRNATransfectionDetailed(Model):
             PRIOR_VAR,
             output_names=("log_fluorescence",),
             name="mrna-transfection-detailed",
+            error_params=("log_sigma",),
         )
 
     def sample_design(self, n, random_state=None):
         """Every individual is observed every 10 min from 1/6 h to 30 h (180 points)."""
-        design = fixed_design(_TIMES, n)
+        design = fixed_design(TIMES, n)
         return design, None
 
     def _solve(self, phi, times):

@@ -28,8 +28,7 @@ import numpy as np
 from ..data._padded import fixed_design
 from ..simulate._sde import draw_seeds, em_translation
 from ._base import Model
-
-_TIMES = np.linspace(1.0 / 6.0, 30.0, 180)
+from ._mrna import TIMES
 
 PARAM_NAMES = (
     "log_delta",
@@ -106,11 +105,12 @@ class MRNATransfectionSDE(Model):
             PRIOR_VAR,
             output_names=("log_fluorescence",),
             name="mrna-transfection-sde",
+            error_params=("log_sigma",),
         )
 
     def sample_design(self, n, random_state=None):
         """Every individual is observed every 10 min from 1/6 h to 30 h (180 points)."""
-        design = fixed_design(_TIMES, n)
+        design = fixed_design(TIMES, n)
         return design, None
 
     def _simulate(self, phi, design, covariates, rng):

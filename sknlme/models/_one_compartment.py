@@ -114,6 +114,7 @@ class OneCompartmentOral(Model):
             np.square(np.r_[_STRUCT_SD, sd]) if prior_cov is None else prior_cov,
             output_names=("concentration",),
             name="one-compartment-oral",
+            error_params=self.error_model.param_names,
         )
         if design is not None:
             if not isinstance(design, pd.DataFrame):

@@ -206,7 +206,7 @@ class ImportanceObjective:
             psi, log_w = self._random_effects(means[:, :, self.re], psi_cov)
             phi[..., self.re] = psi.transpose(1, 0, 2, 3)
         flat = phi.reshape(n, b * K, d)
-        loglik = np.asarray(self.model._log_likelihood(flat, self._padded, self._covs), dtype=float)
+        loglik = self.model.log_likelihood_padded(flat, self._padded, self._covs)
         if np.isnan(loglik).any():
             i, k = np.argwhere(np.isnan(loglik))[0]
             raise FloatingPointError(

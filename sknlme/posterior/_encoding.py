@@ -84,7 +84,7 @@ def prepare_individuals(X, model):
         if np.any(rec.dose_amounts <= 0):
             raise ValueError(f"individual {ident!r} has non-positive dose amounts")
     padded = pad_records(records, n_outputs=k)
-    covariates = model._covariate_array(X, len(records))
+    covariates = model.covariate_array(X, len(records))
     return padded, covariates
 
 

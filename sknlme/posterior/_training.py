@@ -38,7 +38,7 @@ def simulate_rounds(model, n, rng, verbose=0):
             design.dose_amounts,
             design.dose_mask,
         )
-        cov_arr = model._covariate_array(cov, m)
+        cov_arr = model.covariate_array(cov, m)
         chunks.append((padded, cov_arr, phi))
         if progress is not None:
             progress.update(m)
@@ -53,7 +53,7 @@ def presimulated(model, X_sim, phi_sim):
         padded, cov = prepare_individuals(X_sim, model)
     else:
         padded, cov_df = as_padded(X_sim)
-        cov = model._covariate_array(cov_df, padded.n_individuals)
+        cov = model.covariate_array(cov_df, padded.n_individuals)
     if isinstance(phi_sim, pd.DataFrame):
         missing = [p for p in model.param_names if p not in phi_sim.columns]
         if missing:

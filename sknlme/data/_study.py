@@ -1,0 +1,191 @@
+"""A prepared study: an individuals table validated and converted once.
+
+Every step of a fit needs the same views of the data: the records, padded
+arrays for the simulators, likelihoods and networks, the covariate columns,
+the IDs (for messages and for the per-individual random streams). A
+:class:`Study` holds them all, built once per call by :func:`as_study`; the
+posterior, the objectives and the plots take it instead of re-validating and
+re-padding the table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ._padded import Padded, pad_records
+from ._records import covariate_columns
+from ._validation import validate_individuals
+
+__all__ = ["Study", "as_study", "id_keys"]
+
+_MASK64 = (1 << 64) - 1
+
+
+def _splitmix64(x):
+    """SplitMix64 finaliser of uint64 values (a bijection that mixes every bit)."""
+    x = np.asarray(x, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def id_keys(ids):
+    """Stable 64-bit keys of individual IDs, shape (n,), uint64.
+
+    A key depends on the ID alone (not on its row, the other IDs or the
+    Python session): integer IDs (also integral floats such as ``1.0``) are
+    mixed by SplitMix64, other IDs are hashed (BLAKE2b) from their ``str``.
+    Keys seed the per-individual random streams, so that an individual's
+    draws do not depend on which other individuals are passed with it.
+
+    Examples
+    --------
+    >>> from sknlme.data import id_keys
+    >>> a = id_keys([3, 1, 2])
+    >>> b = id_keys([2, 3])
+    >>> bool(a[0] == b[1] and a[2] == b[0])
+    True
+    >>> bool(id_keys([1])[0] == id_keys([1.0])[0] == id_keys([np.int64(1)])[0])
+    True
+    """
+    ids = list(ids)
+    out = np.empty(len(ids), dtype=np.uint64)
+    ints = np.zeros(len(ids), dtype=bool)
+    raw = np.zeros(len(ids), dtype=np.uint64)
+    for i, v in enumerate(ids):
+        if isinstance(v, bool | np.bool_):
+            v = int(v)
+        if isinstance(v, int | np.integer) or (
+            isinstance(v, float | np.floating) and float(v).is_integer()
+        ):
+            ints[i] = True
+            raw[i] = int(v) & _MASK64
+        else:
+            digest = hashlib.blake2b(str(v).encode(), digest_size=8).digest()
+            out[i] = int.from_bytes(digest, "little")
+    out[ints] = _splitmix64(raw[ints])
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class Study:
+    """An individuals table validated once, with every view a fit needs.
+
+    Build it with :func:`as_study` (or a model's ``prepare``); do not
+    construct it by hand.
+
+    Attributes
+    ----------
+    index : pandas.Index
+        Individual IDs, in row order.
+    records : list of IndividualRecords
+        One per individual.
+    padded : Padded
+        The records as padded arrays.
+    covariates : DataFrame
+        The covariate columns of the table, indexed by ID.
+    simulator_covariates : ndarray of shape (n, p) or None
+        A model's simulator covariates, in its ``covariate_names`` order
+        (set by ``Model.prepare``; None for a study prepared without a model).
+
+    Examples
+    --------
+    >>> from sknlme.data import IndividualRecords, as_study, make_individuals
+    >>> X = make_individuals([IndividualRecords([0, 1], [1, 2]), IndividualRecords([0], [3])],
+    ...                      ids=[7, 9], covariates={"WT": [60.0, 80.0]})
+    >>> study = as_study(X)
+    >>> study.n_individuals, study.padded.times.shape, list(study.covariates.columns)
+    (2, (2, 2), ['WT'])
+    >>> study.take([1]).index.tolist()
+    [9]
+    """
+
+    index: pd.Index
+    records: list
+    padded: Padded
+    covariates: pd.DataFrame
+    simulator_covariates: np.ndarray | None = None
+
+    @property
+    def n_individuals(self):
+        """Number of individuals."""
+        return len(self.records)
+
+    def __len__(self):
+        return len(self.records)
+
+    @property
+    def ids(self):
+        """IDs as plain Python values (for messages)."""
+        return self.index.tolist()
+
+    @property
+    def keys(self):
+        """Per-individual 64-bit keys of the IDs (see :func:`id_keys`)."""
+        return id_keys(self.index)
+
+    @property
+    def n_outputs(self):
+        """Number of observed outputs."""
+        return self.padded.n_outputs
+
+    def take(self, rows):
+        """The study of the individuals at positions ``rows``, in that order."""
+        rows = np.asarray(rows, dtype=np.intp).reshape(-1)
+        sim = self.simulator_covariates
+        return Study(
+            index=self.index[rows],
+            records=[self.records[i] for i in rows],
+            padded=self.padded.take(rows),
+            covariates=self.covariates.iloc[rows],
+            simulator_covariates=None if sim is None else sim[rows],
+        )
+
+    def with_simulator_covariates(self, values):
+        """The same study carrying a model's simulator covariates ``values`` (n, p)."""
+        values = np.asarray(values, dtype=float).reshape(self.n_individuals, -1)
+        return Study(self.index, self.records, self.padded, self.covariates, values)
+
+
+def as_study(X, *, n_outputs=None, require_values=True, name="X"):
+    """Validate an individuals table once and prepare every view of it.
+
+    Parameters
+    ----------
+    X : DataFrame or Study
+        Individuals table (see :func:`make_individuals`); a :class:`Study` is
+        checked for ``n_outputs`` and returned as it is.
+    n_outputs : int, default=None
+        Required number of outputs.
+    require_values : bool, default=True
+        Whether each individual needs at least one observed value.
+    name : str, default="X"
+        Name of the table in error messages.
+
+    Returns
+    -------
+    Study
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`validate_individuals`, naming the individual at fault.
+    """
+    if isinstance(X, Study):
+        if n_outputs is not None and X.n_outputs != n_outputs:
+            raise ValueError(f"{name} has {X.n_outputs} outputs, expected {n_outputs}")
+        return X
+    records = validate_individuals(X, n_outputs=n_outputs, require_values=require_values, name=name)
+    k = records[0].n_outputs if n_outputs is None else n_outputs
+    padded = pad_records(records, n_outputs=k)
+    return Study(
+        index=X.index.copy(),
+        records=records,
+        padded=padded,
+        covariates=X[covariate_columns(X)],
+    )
