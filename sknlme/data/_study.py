@@ -25,23 +25,16 @@ __all__ = ["Study", "as_study", "id_keys"]
 _MASK64 = (1 << 64) - 1
 
 
-def _splitmix64(x):
-    """SplitMix64 finaliser of uint64 values (a bijection that mixes every bit)."""
-    x = np.asarray(x, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
-
-
 def id_keys(ids):
     """Stable 64-bit keys of individual IDs, shape (n,), uint64.
 
     A key depends on the ID alone (not on its row, the other IDs or the
-    Python session): integer IDs (also integral floats such as ``1.0``) are
-    mixed by SplitMix64, other IDs are hashed (BLAKE2b) from their ``str``.
-    Keys seed the per-individual random streams, so that an individual's
-    draws do not depend on which other individuals are passed with it.
+    Python session): an integer ID (also an integral float such as ``1.0``)
+    is its own key (modulo 2**64), any other ID is hashed (BLAKE2b) from its
+    ``str``. Keys seed the per-individual random streams (see
+    :func:`sknlme.simulate.keyed_standard_normal`, which mixes them), so that
+    an individual's draws do not depend on which other individuals are passed
+    with it.
 
     Examples
     --------
@@ -55,20 +48,16 @@ def id_keys(ids):
     """
     ids = list(ids)
     out = np.empty(len(ids), dtype=np.uint64)
-    ints = np.zeros(len(ids), dtype=bool)
-    raw = np.zeros(len(ids), dtype=np.uint64)
     for i, v in enumerate(ids):
         if isinstance(v, bool | np.bool_):
             v = int(v)
         if isinstance(v, int | np.integer) or (
             isinstance(v, float | np.floating) and float(v).is_integer()
         ):
-            ints[i] = True
-            raw[i] = int(v) & _MASK64
+            out[i] = int(v) & _MASK64
         else:
             digest = hashlib.blake2b(str(v).encode(), digest_size=8).digest()
             out[i] = int.from_bytes(digest, "little")
-    out[ints] = _splitmix64(raw[ints])
     return out
 
 

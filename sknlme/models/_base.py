@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from sklearn.utils import check_random_state
 
-from ..data import as_study, from_padded
+from ..data import Study, as_study, check_individuals, from_padded
 
 
 def _as_cov(prior_cov, d):
@@ -225,6 +225,19 @@ class Model:
         >>> study.n_individuals, study.simulator_covariates.shape
         (4, (4, 0))
         """
+        if not isinstance(X, Study):
+            k = self.n_outputs
+            for ident, rec in zip(X.index, check_individuals(X), strict=True):
+                if rec.n_outputs != k:
+                    raise ValueError(
+                        f"individual {ident!r} has {rec.n_outputs} outputs, but model "
+                        f"{self.name!r} has {k} ({', '.join(map(str, self.output_names))})"
+                    )
+                for what, arr in (("observation times", rec.times), ("dose times", rec.dose_times)):
+                    if not np.all(np.isfinite(arr)):
+                        raise ValueError(
+                            f"individual {ident!r} has non-finite {what}: {arr.tolist()}"
+                        )
         study = as_study(X, n_outputs=self.n_outputs, require_values=require_values)
         if study.simulator_covariates is not None and study.simulator_covariates.shape[1] == len(
             self.covariate_names

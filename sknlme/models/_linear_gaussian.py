@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..data._padded import fixed_design, to_padded
+from .._numerics import LOG_2PI
+from ..data import as_study, fixed_design
 from ._base import Model
-
-_LOG_2PI = np.log(2.0 * np.pi)
 
 
 class LinearGaussian(Model):
@@ -102,11 +101,11 @@ class LinearGaussian(Model):
         mask = padded.value_mask()[..., 0]  # (n, T)
         y = np.where(mask, padded.values[..., 0], 0.0)
         z = (y[:, None, :] - mean) / self.sigma
-        per_point = -0.5 * z**2 - np.log(self.sigma) - 0.5 * _LOG_2PI
+        per_point = -0.5 * z**2 - np.log(self.sigma) - 0.5 * LOG_2PI
         return np.where(mask[:, None, :], per_point, 0.0).sum(-1)
 
     def _observed(self, X):
-        padded = to_padded(X, n_outputs=1)
+        padded = as_study(X, n_outputs=1, require_values=False).padded
         mask = padded.value_mask()[..., 0]
         A = self.design_matrix(padded.times) * mask[..., None]  # zero rows where missing
         y = np.where(mask, padded.values[..., 0], 0.0)
@@ -120,7 +119,7 @@ class LinearGaussian(Model):
 
         Parameters
         ----------
-        X : DataFrame
+        X : DataFrame or Study
             Individuals table.
 
         Returns
@@ -166,7 +165,7 @@ class LinearGaussian(Model):
         z = np.linalg.solve(chol, r[..., None])[..., 0]
         logdet = 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(-1)
         n_obs = mask.sum(-1)
-        return -0.5 * (z**2).sum(-1) - 0.5 * logdet - 0.5 * n_obs * _LOG_2PI
+        return -0.5 * (z**2).sum(-1) - 0.5 * logdet - 0.5 * n_obs * LOG_2PI
 
     def __repr__(self):
         return f"LinearGaussian(n_params={self.n_params}, sigma={self.sigma})"

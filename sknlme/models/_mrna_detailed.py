@@ -37,12 +37,12 @@ import warnings
 import numba as nb
 import numpy as np
 
+from .._numerics import LOG_2PI
 from ..data._padded import fixed_design
 from ..simulate._ode import STATUS_MESSAGES, make_rodas_solver
 from ._base import Model
 from ._mrna import TIMES
 
-_LOG_2PI = np.log(2.0 * np.pi)
 _U_CAP = 600.0  # cap of log e where e multiplies m (see module docstring)
 
 PARAM_NAMES = (
@@ -255,7 +255,7 @@ class MRNATransfectionDetailed(Model):
             pred = self._solve(flat, np.repeat(padded.times[a:b], K, axis=0)).reshape(b - a, K, T)
             log_sigma = phi[a:b, :, -1]
             z = (y[a:b, None, :] - pred) * np.exp(-log_sigma)[..., None]
-            per_point = -0.5 * z**2 - log_sigma[..., None] - 0.5 * _LOG_2PI
+            per_point = -0.5 * z**2 - log_sigma[..., None] - 0.5 * LOG_2PI
             ll = np.where(mask[a:b, None, :], per_point, 0.0).sum(-1)
             # failed simulations (NaN prediction, warned above) get zero likelihood
             out[a:b] = np.where(np.isnan(ll), -np.inf, ll)

@@ -34,11 +34,11 @@ import numpy as np
 from scipy.special import gammaln, logsumexp
 from sklearn.utils import check_random_state
 
+from .._numerics import LOG_2PI
 from ..data import covariate_columns, to_padded
 
 __all__ = ["ImportanceObjective", "likelihood_gaussians"]
 
-_LOG_2PI = np.log(2 * np.pi)
 _BATCH_DRAWS = 2**20  # draws per likelihood call when batching parameter vectors
 
 
@@ -233,7 +233,7 @@ class ImportanceObjective:
         resid = (psi - m[:, :, None, :]).reshape(b, -1, r)
         z = resid @ np.swapaxes(np.linalg.inv(L_pop), -1, -2)  # L_pop^-1 (psi - m)
         log_pop = -0.5 * np.sum(z**2, axis=2).reshape(b, n, self.K)
-        log_norm = np.sum(np.log(np.diagonal(L_pop, axis1=1, axis2=2)), axis=1) + 0.5 * r * _LOG_2PI
+        log_norm = np.sum(np.log(np.diagonal(L_pop, axis1=1, axis2=2)), axis=1) + 0.5 * r * LOG_2PI
         log_pop -= log_norm[:, None, None]
         return psi, log_pop - (self._log_t0 - log_det_A[:, :, None])
 

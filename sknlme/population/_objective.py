@@ -7,13 +7,13 @@ import copy
 import numba
 import numpy as np
 
+from .._numerics import LOG_2PI
 from . import _kernels
 from ._parametrization import Parametrization
 
 __all__ = ["PopulationObjective", "amortized_offsets"]
 
 _CHUNK = 1 << 14  # individuals per chunk in validation passes
-_LOG_2PI = np.log(2 * np.pi)
 # Below this many draw entries (n K d) one pass takes well under a millisecond on one
 # core and runs on the calling thread: measured on a loaded 2-core machine, waking
 # numba's OpenMP pool cost up to 20 ms per pass at N = 1,000, K = 100, d = 6.
@@ -99,7 +99,7 @@ def amortized_offsets(samples, prior_mean, prior_cov):
     except np.linalg.LinAlgError:
         raise ValueError("prior_cov must be symmetric positive definite") from None
     linv = np.linalg.inv(L)
-    log_norm = np.sum(np.log(np.diag(L))) + 0.5 * d * _LOG_2PI
+    log_norm = np.sum(np.log(np.diag(L))) + 0.5 * d * LOG_2PI
     return _kernels.neg_gauss_logpdf(samples, mean, linv, log_norm)
 
 
@@ -328,7 +328,7 @@ class PopulationObjective:
                 )
         finally:
             numba.set_num_threads(threads)
-        lse += -np.sum(np.log(np.diag(L))) - 0.5 * self.d * _LOG_2PI
+        lse += -np.sum(np.log(np.diag(L))) - 0.5 * self.d * LOG_2PI
         return lse, zbar, S.sum(axis=0), B, linv
 
     def value_and_gradient(self, x):
@@ -366,7 +366,7 @@ class PopulationObjective:
         beta, B, L = self.layout.factors(x)
         linv = np.linalg.inv(L)
         a = _kernels.log_terms(self._draws, self.log_offsets, self._means(beta, B), linv)
-        return a - np.sum(np.log(np.diag(L))) - 0.5 * self.d * _LOG_2PI
+        return a - np.sum(np.log(np.diag(L))) - 0.5 * self.d * LOG_2PI
 
     def individual_loglik(self, x):
         """Per-individual estimate ``log L_i = logsumexp_k(...) - log K``, shape (n,)."""

@@ -10,7 +10,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ._encoding import pad_sets, prepare_individuals
+from ._encoding import pad_sets
 from ._networks import INFERENCE_NETWORKS, SUMMARY_NETWORKS
 from ._runtime import NetworkRuntime
 from ._training import encode_chunks, fit_encoder, presimulated, simulate_rounds
@@ -242,8 +242,9 @@ default="deepset"
     # ----------------------------------------------------------- inference
     def _inputs(self, X):
         check_is_fitted(self)
-        padded, cov = prepare_individuals(X, self.model)
-        self.encoder_.check_design(padded, cov, list(X.index))
+        study = self.model.prepare(X, require_values=False)
+        padded, cov = study.padded, study.simulator_covariates
+        self.encoder_.check_design(padded, cov, study.ids)
         set_x, mask, cond = self.encoder_.encode(padded, cov)
         if self.summary_network is None:
             if set_x.shape[1] > self.set_size_:

@@ -14,9 +14,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ..data._records import check_individuals
-
-_LOG_2PI = np.log(2.0 * np.pi)
+from .._numerics import LOG_2PI
 
 
 class ExactGaussianPosterior(TransformerMixin, BaseEstimator):
@@ -89,8 +87,7 @@ class ExactGaussianPosterior(TransformerMixin, BaseEstimator):
 
     def _moments(self, X):
         check_is_fitted(self, "model_")
-        check_individuals(X)
-        means, covs = self.model_.exact_posterior(X)
+        means, covs = self.model_.exact_posterior(self.model_.prepare(X, require_values=False))
         covs = covs * float(self.cov_scale)
         return means, np.linalg.cholesky(covs)
 
@@ -139,7 +136,7 @@ class ExactGaussianPosterior(TransformerMixin, BaseEstimator):
         resid = np.swapaxes(phi - means[:, None, :], 1, 2)  # (n, d, K)
         z = np.linalg.solve(chol, resid)  # (n, d, K)
         logdet = 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(-1)
-        return -0.5 * (z**2).sum(1) - 0.5 * logdet[:, None] - 0.5 * d * _LOG_2PI
+        return -0.5 * (z**2).sum(1) - 0.5 * logdet[:, None] - 0.5 * d * LOG_2PI
 
     def transform(self, X):
         """Posterior draws, ``sample(X, self.n_samples, self.random_state)``."""

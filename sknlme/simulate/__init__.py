@@ -7,11 +7,12 @@ from ._closed_form import (
     oral1c_predict,
     oral1c_simulate,
 )
-from ._random import draw_seed, standard_normal
+from ._random import draw_seed, keyed_standard_normal, standard_normal
 
 __all__ = [
     "bateman",
     "draw_seed",
+    "keyed_standard_normal",
     "mrna_predict",
     "mrna_simulate",
     "oral1c_predict",

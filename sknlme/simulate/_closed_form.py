@@ -23,11 +23,12 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .._numerics import LOG_2PI
 from ._random import normal, stream
 
 # fast-math without the no-NaN / no-Inf assumptions (masks are explicit anyway)
 _FM = {"nsz", "arcp", "contract", "afn", "reassoc"}
-_HALF_LOG_2PI = 0.5 * np.log(2.0 * np.pi)
+_HALF_LOG_2PI = 0.5 * LOG_2PI
 ADDITIVE, PROPORTIONAL, COMBINED = 0, 1, 2
 
 
