@@ -15,6 +15,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from .._numerics import LOG_2PI
+from ..simulate import draw_seed, keyed_standard_normal
 
 
 class ExactGaussianPosterior(TransformerMixin, BaseEstimator):
@@ -87,9 +88,10 @@ class ExactGaussianPosterior(TransformerMixin, BaseEstimator):
 
     def _moments(self, X):
         check_is_fitted(self, "model_")
-        means, covs = self.model_.exact_posterior(self.model_.prepare(X, require_values=False))
+        study = self.model_.prepare(X, require_values=False)
+        means, covs = self.model_.exact_posterior(study)
         covs = covs * float(self.cov_scale)
-        return means, np.linalg.cholesky(covs)
+        return means, np.linalg.cholesky(covs), study
 
     def sample(self, X, n_samples, random_state=None):
         """Draw from ``q(phi | y_i)`` for every individual.
@@ -101,7 +103,8 @@ class ExactGaussianPosterior(TransformerMixin, BaseEstimator):
         n_samples : int
             Draws per individual.
         random_state : int, RandomState or None, default=None
-            Seed of the draws.
+            Seed of the draws. Draws are keyed by individual: an individual's
+            draws depend only on the seed and its ID, not on the other rows.
 
         Returns
         -------
@@ -110,9 +113,10 @@ class ExactGaussianPosterior(TransformerMixin, BaseEstimator):
         n_samples = int(n_samples)
         if n_samples < 1:
             raise ValueError(f"n_samples must be >= 1, got {n_samples}")
-        means, chol = self._moments(X)
-        rng = check_random_state(random_state)
-        z = rng.standard_normal((means.shape[0], n_samples, means.shape[1]))
+        means, chol, study = self._moments(X)
+        seed = draw_seed(check_random_state(random_state))
+        n, d = means.shape
+        z = keyed_standard_normal(seed, study.keys, n_samples * d).reshape(n, n_samples, d)
         return means[:, None, :] + np.einsum("nde,nke->nkd", chol, z)
 
     def log_prob(self, X, phi):
@@ -128,7 +132,7 @@ class ExactGaussianPosterior(TransformerMixin, BaseEstimator):
         -------
         ndarray of shape (n, K), float64
         """
-        means, chol = self._moments(X)
+        means, chol, _ = self._moments(X)
         phi = np.asarray(phi, dtype=float)
         n, d = means.shape
         if phi.ndim != 3 or phi.shape[0] != n or phi.shape[2] != d:
