@@ -57,12 +57,18 @@ def draw_seed(rng):
     return (high << np.uint64(32)) | low
 
 
+@numba.njit(cache=True)
+def mix64(z):
+    """SplitMix64's output function: a bijection of uint64 that mixes every bit."""
+    z = (z ^ (z >> _S30)) * _M1
+    z = (z ^ (z >> _S27)) * _M2
+    return z ^ (z >> _S31)
+
+
 @numba.njit
 def _splitmix(x):
     x = x + _GAMMA
-    z = (x ^ (x >> _S30)) * _M1
-    z = (z ^ (z >> _S27)) * _M2
-    return x, z ^ (z >> _S31)
+    return x, mix64(x)
 
 
 @numba.njit

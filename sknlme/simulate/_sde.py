@@ -19,10 +19,10 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
-_S30, _S27, _S31, _S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11)
+from ._random import _GAMMA as _GOLDEN
+from ._random import mix64 as _mix64
+
+_S11 = np.uint64(11)
 _TO_UNIT = 2.0**-53
 
 
@@ -31,13 +31,6 @@ def draw_seeds(rng, n):
     if isinstance(rng, np.random.Generator):
         return rng.integers(0, 2**63, size=n, dtype=np.int64).astype(np.uint64)
     return rng.randint(0, 2**63, size=n, dtype=np.int64).astype(np.uint64)
-
-
-@nb.njit(cache=True)
-def _mix64(z):
-    z = (z ^ (z >> _S30)) * _M1
-    z = (z ^ (z >> _S27)) * _M2
-    return z ^ (z >> _S31)
 
 
 @nb.njit(cache=True)
