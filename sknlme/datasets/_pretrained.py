@@ -22,7 +22,19 @@ def _shipped_file(name):
 
 
 def pretrained_names():
-    """Names accepted by :func:`pretrained`, with a description of each."""
+    """Names accepted by :func:`pretrained`, with a description of each.
+
+    Returns
+    -------
+    dict of str to str
+        ``{name: description}``.
+
+    Examples
+    --------
+    >>> from sknlme.datasets import pretrained_names
+    >>> "one-compartment-oral" in pretrained_names()
+    True
+    """
     return dict(PRETRAINED)
 
 
