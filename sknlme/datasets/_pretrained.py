@@ -57,7 +57,7 @@ def pretrained(name):
     Examples
     --------
     >>> from sknlme.datasets import load_theophylline
-    >>> from sknlme.datasets._pretrained import pretrained
+    >>> from sknlme.datasets import pretrained
     >>> post = pretrained("one-compartment-oral")
     >>> post.model.param_names
     ('log_ke', 'log_ka', 'log_Cl', 'log_sigma')

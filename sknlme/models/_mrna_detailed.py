@@ -186,7 +186,7 @@ class MRNATransfectionDetailed(Model):
     Examples
     --------
     >>> import numpy as np
-    >>> from sknlme.models._mrna_detailed import MRNATransfectionDetailed
+    >>> from sknlme.models import MRNATransfectionDetailed
     >>> model = MRNATransfectionDetailed()
     >>> model.n_params, model.has_likelihood
     (11, True)

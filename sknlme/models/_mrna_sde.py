@@ -88,7 +88,7 @@ class MRNATransfectionSDE(Model):
 
     Examples
     --------
-    >>> from sknlme.models._mrna_sde import MRNATransfectionSDE
+    >>> from sknlme.models import MRNATransfectionSDE
     >>> model = MRNATransfectionSDE()
     >>> model.n_params, model.has_likelihood
     (8, False)
