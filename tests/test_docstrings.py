@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from pathlib import Path
 
 import sknlme
 
@@ -93,3 +94,14 @@ def test_every_public_object_has_examples():
     assert not missing, f"{len(missing)} public objects without an Examples section:\n" + "\n".join(
         missing
     )
+
+
+def test_api_reference_lists_every_export():
+    api = (Path(__file__).resolve().parents[1] / "docs" / "api.rst").read_text()
+    missing = [
+        f"{sub}.{name}"
+        for sub in SUBPACKAGES
+        for name in importlib.import_module(f"sknlme.{sub}").__all__
+        if f"{sub}.{name}" not in api
+    ]
+    assert not missing, f"docs/api.rst does not list {missing}"
