@@ -13,6 +13,28 @@ def describe_starts(estimator):
 
     With the importance likelihood only the best amortized end points are refined on
     the exact likelihood, so the count is out of those refinements, not of all starts.
+
+    Parameters
+    ----------
+    estimator : NLMEPopulationEstimator
+        A fitted estimator.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> from sknlme.models import LinearGaussian
+    >>> from sknlme.population import NLMEPopulationEstimator
+    >>> from sknlme.posterior import ExactGaussianPosterior
+    >>> from sknlme._report import describe_starts
+    >>> model = LinearGaussian(n_params=1, sigma=0.3)
+    >>> X, _ = model.simulate(20, random_state=0)
+    >>> pop = NLMEPopulationEstimator(ExactGaussianPosterior(model).fit(), n_samples=20,
+    ...                               n_starts=2, random_state=0).fit(X)
+    >>> describe_starts(pop)
+    '2 of 2 starts reached the best value'
     """
     runs = len(estimator.optimize_result_.optimize_result.list)
     text = f"{estimator.n_starts_converged_} of {runs}"
@@ -58,6 +80,25 @@ def write_report(estimator, X, out_dir, *, profile=True, calibration=True, rando
     -------
     list of Path
         The files written.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from sknlme.models import LinearGaussian
+    >>> from sknlme.population import NLMEPopulationEstimator
+    >>> from sknlme.posterior import ExactGaussianPosterior
+    >>> from sknlme._report import write_report
+    >>> model = LinearGaussian(n_params=1, sigma=0.3)
+    >>> X, _ = model.simulate(20, random_state=0)
+    >>> pop = NLMEPopulationEstimator(ExactGaussianPosterior(model).fit(), n_samples=20,
+    ...                               n_starts=2, random_state=0).fit(X)
+    >>> with tempfile.TemporaryDirectory() as out:
+    ...     files = write_report(pop, X, out, profile=False, calibration=False)
+    >>> sorted(f.name for f in files)  # doctest: +NORMALIZE_WHITESPACE
+    ['estimates.csv', 'individual_estimates.csv', 'individual_fits.png',
+     'observed_vs_predicted.png', 'summary.txt', 'vpc.png']
     """
     import matplotlib
 

@@ -114,7 +114,20 @@ def _cmd_train(args):
 
 
 def build_parser():
-    """The argument parser of the ``sknlme`` command."""
+    """The argument parser of the ``sknlme`` command.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        With the subcommands ``demo``, ``fit`` and ``train``.
+
+    Examples
+    --------
+    >>> from sknlme.cli import build_parser
+    >>> args = build_parser().parse_args(["train", "one-compartment-oral", "--out", "post.zip"])
+    >>> args.command, args.model, args.epochs
+    ('train', 'one-compartment-oral', 50)
+    """
     parser = argparse.ArgumentParser(prog="sknlme", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -167,7 +180,29 @@ def _quiet_logging():
 
 
 def main(argv=None):
-    """Entry point of the ``sknlme`` command."""
+    """Entry point of the ``sknlme`` command.
+
+    Parameters
+    ----------
+    argv : list of str, default=None
+        Command-line arguments; ``sys.argv[1:]`` when None.
+
+    Returns
+    -------
+    int
+        The exit status (0); argparse exits with status 2 on bad arguments.
+
+    Examples
+    --------
+    >>> from sknlme.cli import main
+    >>> try:  # doctest: +ELLIPSIS
+    ...     main(["--help"])
+    ... except SystemExit as exc:
+    ...     print("exit status", exc.code)
+    usage: sknlme [-h] {demo,fit,train} ...
+    ...
+    exit status 0
+    """
     args = build_parser().parse_args(argv)
     _quiet_logging()
     args.func(args)

@@ -195,6 +195,13 @@ def check_individuals(X, *, name="X"):
     ------
     TypeError, ValueError
         Naming the row whose records are not :class:`IndividualRecords`.
+
+    Examples
+    --------
+    >>> from sknlme.data import IndividualRecords, check_individuals, make_individuals
+    >>> X = make_individuals([IndividualRecords([0, 1], [1, 2])], ids=[5])
+    >>> [rec.times.tolist() for rec in check_individuals(X)]
+    [[0.0, 1.0]]
     """
     if not isinstance(X, pd.DataFrame):
         raise TypeError(
@@ -217,5 +224,23 @@ def check_individuals(X, *, name="X"):
 
 
 def covariate_columns(X):
-    """Names of the covariate columns of an individuals table."""
+    """Names of the covariate columns of an individuals table.
+
+    Parameters
+    ----------
+    X : DataFrame
+        An individuals table.
+
+    Returns
+    -------
+    list of str
+        Every column but the records column, in table order.
+
+    Examples
+    --------
+    >>> from sknlme.data import IndividualRecords, covariate_columns, make_individuals
+    >>> X = make_individuals([IndividualRecords([0], [1])], covariates={"WT": [70.0]})
+    >>> covariate_columns(X)
+    ['WT']
+    """
     return [c for c in X.columns if c != RECORDS_COLUMN]

@@ -81,7 +81,7 @@ def make_population(model, n, population_params, random_state=None, design=None)
     Examples
     --------
     >>> from sknlme.models import OneCompartmentOral
-    >>> from sknlme.datasets._population import make_population
+    >>> from sknlme.datasets import make_population
     >>> model = OneCompartmentOral()
     >>> params = dict(mean=[-2.45, 0.47, -3.23, -0.34], sd=[0.0, 0.64, 0.17, 0.0])
     >>> X, phi = make_population(model, 100, params, random_state=0)

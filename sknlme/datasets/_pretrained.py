@@ -22,7 +22,19 @@ def _shipped_file(name):
 
 
 def pretrained_names():
-    """Names accepted by :func:`pretrained`, with a description of each."""
+    """Names accepted by :func:`pretrained`, with a description of each.
+
+    Returns
+    -------
+    dict of str to str
+        ``{name: description}``.
+
+    Examples
+    --------
+    >>> from sknlme.datasets import pretrained_names
+    >>> "one-compartment-oral" in pretrained_names()
+    True
+    """
     return dict(PRETRAINED)
 
 
@@ -45,7 +57,7 @@ def pretrained(name):
     Examples
     --------
     >>> from sknlme.datasets import load_theophylline
-    >>> from sknlme.datasets._pretrained import pretrained
+    >>> from sknlme.datasets import pretrained
     >>> post = pretrained("one-compartment-oral")
     >>> post.model.param_names
     ('log_ke', 'log_ka', 'log_Cl', 'log_sigma')

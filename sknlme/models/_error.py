@@ -61,7 +61,27 @@ class ErrorModel:
         return len(self.param_names)
 
     def sd(self, pred, params):
-        """Residual SD for predictions ``pred`` (...) and log-scale ``params`` (n_params,)."""
+        """Residual SD for predictions ``pred`` (...) and log-scale ``params`` (n_params,).
+
+        Parameters
+        ----------
+        pred : array-like
+            Noise-free predictions, any shape.
+        params : array-like of shape (n_params,)
+            Error parameters (log scale).
+
+        Returns
+        -------
+        ndarray
+            Of the shape of ``pred``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sknlme.models import ErrorModel
+        >>> ErrorModel("proportional").sd(np.array([1.0, -2.0]), np.log([0.1]))
+        array([0.1, 0.2])
+        """
         pred = np.asarray(pred, dtype=float)
         scale = np.exp(np.asarray(params, dtype=float))
         if self.code == ADDITIVE:
@@ -84,6 +104,15 @@ class ErrorModel:
         Returns
         -------
         ndarray of shape (n, T, k)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sknlme.models import ErrorModel
+        >>> pred = np.ones((2, 3, 1))
+        >>> y = ErrorModel("additive").add_noise(pred, np.log([[0.1], [0.1]]), random_state=0)
+        >>> y.shape, bool(np.all(np.abs(y - pred) < 1.0))
+        ((2, 3, 1), True)
         """
         pred = np.asarray(pred, dtype=float)
         params = np.asarray(params, dtype=float)
@@ -120,6 +149,17 @@ class ErrorModel:
         ndarray of shape (n, K)
             Points with zero predicted SD (proportional error at ``f = 0``)
             add 0 when matched exactly and ``-inf`` otherwise (with a warning).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sknlme.models import ErrorModel
+        >>> err = ErrorModel("additive")
+        >>> pred = np.zeros((1, 1, 2, 1))          # one individual, one draw, two points
+        >>> ll = err.log_likelihood(pred, np.zeros((1, 1, 1)), np.zeros((1, 2, 1)),
+        ...                         np.ones((1, 2, 1), dtype=bool))
+        >>> bool(np.isclose(ll[0, 0], -np.log(2 * np.pi)))
+        True
         """
         n, K = pred.shape[:2]
         mask = np.asarray(mask, dtype=bool).reshape(n, -1)

@@ -96,7 +96,31 @@ class FunctionModel(Model):
         )
 
     def sample_design(self, n, random_state=None):
-        """Every individual is observed at :attr:`times`, with :attr:`doses`."""
+        """Every individual is observed at :attr:`times`, with :attr:`doses`.
+
+        Parameters
+        ----------
+        n : int
+            Number of designs.
+        random_state : int, RandomState or None
+            Unused: the design is fixed.
+
+        Returns
+        -------
+        design : Padded
+            Observation times and doses (values all NaN).
+        covariates : None
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sknlme.models import FunctionModel
+        >>> model = FunctionModel(lambda phi, t: phi[:, :1] + 0 * t, ["a"], [0.0, -1.0],
+        ...                       [1.0, 0.1], times=[0.0, 1.0, 2.0])
+        >>> design, _ = model.sample_design(3)
+        >>> design.times.shape
+        (3, 3)
+        """
         T, k = self.times.size, self.n_outputs
         dt, da = self._doses if self.doses is not None else (np.empty(0), np.empty(0))
         design = Padded(

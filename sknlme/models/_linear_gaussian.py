@@ -79,12 +79,49 @@ class LinearGaussian(Model):
 
     # ---------------------------------------------------------------- helpers
     def design_matrix(self, times):
-        """Polynomial basis ``times[..., None] ** arange(d)``, shape (..., d)."""
+        """Polynomial basis ``times[..., None] ** arange(d)``, shape (..., d).
+
+        Parameters
+        ----------
+        times : array-like
+            Time points, any shape.
+
+        Returns
+        -------
+        ndarray of shape ``times.shape + (n_params,)``
+
+        Examples
+        --------
+        >>> from sknlme.models import LinearGaussian
+        >>> LinearGaussian(n_params=3).design_matrix([2.0])
+        array([[1., 2., 4.]])
+        """
         t = np.asarray(times, dtype=float)
         return t[..., None] ** np.arange(self.n_params)
 
     def sample_design(self, n, random_state=None):
-        """Every individual is observed at ``self.times``, without doses."""
+        """Every individual is observed at ``self.times``, without doses.
+
+        Parameters
+        ----------
+        n : int
+            Number of designs.
+        random_state : int, RandomState or None
+            Unused: the design is fixed.
+
+        Returns
+        -------
+        design : Padded
+            Observation times (values all NaN).
+        covariates : None
+
+        Examples
+        --------
+        >>> from sknlme.models import LinearGaussian
+        >>> design, _ = LinearGaussian(times=[0.0, 1.0]).sample_design(4)
+        >>> design.times.shape
+        (4, 2)
+        """
         design = fixed_design(self.times, n)
         return design, None
 
@@ -126,6 +163,15 @@ class LinearGaussian(Model):
         -------
         means : ndarray of shape (n, d)
         covs : ndarray of shape (n, d, d)
+
+        Examples
+        --------
+        >>> from sknlme.models import LinearGaussian
+        >>> model = LinearGaussian(n_params=1, sigma=1.0)
+        >>> X, _ = model.simulate(3, random_state=0)
+        >>> means, covs = model.exact_posterior(X)      # 5 points, prior N(0, 1)
+        >>> means.shape, round(float(covs[0, 0, 0]), 4)
+        ((3, 1), 0.1667)
         """
         A, y, _ = self._observed(X)
         prior_prec = np.linalg.inv(self.prior_cov)
@@ -152,6 +198,16 @@ class LinearGaussian(Model):
         Returns
         -------
         ndarray of shape (n,)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sknlme.models import LinearGaussian
+        >>> model = LinearGaussian()
+        >>> X, _ = model.simulate(3, random_state=0)
+        >>> ll = model.marginal_loglik(X, model.prior_mean, model.prior_cov)
+        >>> ll.shape, bool(np.all(np.isfinite(ll)))
+        ((3,), True)
         """
         A, y, mask = self._observed(X)
         n, T, d = A.shape

@@ -84,7 +84,29 @@ class MRNATransfection(Model):
         )
 
     def sample_design(self, n, random_state=None):
-        """``n`` designs on the 10-minute grid, cut at each individual's ``max_time``."""
+        """``n`` designs on the 10-minute grid, cut at each individual's ``max_time``.
+
+        Parameters
+        ----------
+        n : int
+            Number of designs.
+        random_state : int, RandomState or None
+            Controls the draws.
+
+        Returns
+        -------
+        design : Padded
+            Observation times and doses (values all NaN).
+        covariates : DataFrame or None
+            Simulator covariates, one row per individual.
+
+        Examples
+        --------
+        >>> from sknlme.models import MRNATransfection
+        >>> design, covariates = MRNATransfection().sample_design(2, random_state=0)
+        >>> design.n_individuals, covariates is None
+        (2, True)
+        """
         rng = check_random_state(random_state)
         T = TIMES.size
         last = rng.uniform(self._max_time[0], self._max_time[1], size=n)

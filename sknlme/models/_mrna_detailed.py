@@ -186,7 +186,7 @@ class MRNATransfectionDetailed(Model):
     Examples
     --------
     >>> import numpy as np
-    >>> from sknlme.models._mrna_detailed import MRNATransfectionDetailed
+    >>> from sknlme.models import MRNATransfectionDetailed
     >>> model = MRNATransfectionDetailed()
     >>> model.n_params, model.has_likelihood
     (11, True)
@@ -211,7 +211,29 @@ class MRNATransfectionDetailed(Model):
         )
 
     def sample_design(self, n, random_state=None):
-        """Every individual is observed every 10 min from 1/6 h to 30 h (180 points)."""
+        """Every individual is observed every 10 min from 1/6 h to 30 h (180 points).
+
+        Parameters
+        ----------
+        n : int
+            Number of designs.
+        random_state : int, RandomState or None
+            Unused: the design is fixed.
+
+        Returns
+        -------
+        design : Padded
+            Observation times and doses (values all NaN).
+        covariates : DataFrame or None
+            Simulator covariates, one row per individual.
+
+        Examples
+        --------
+        >>> from sknlme.models import MRNATransfectionDetailed
+        >>> design, _ = MRNATransfectionDetailed().sample_design(2)
+        >>> design.times.shape
+        (2, 180)
+        """
         design = fixed_design(TIMES, n)
         return design, None
 

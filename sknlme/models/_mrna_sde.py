@@ -88,7 +88,7 @@ class MRNATransfectionSDE(Model):
 
     Examples
     --------
-    >>> from sknlme.models._mrna_sde import MRNATransfectionSDE
+    >>> from sknlme.models import MRNATransfectionSDE
     >>> model = MRNATransfectionSDE()
     >>> model.n_params, model.has_likelihood
     (8, False)
@@ -109,7 +109,29 @@ class MRNATransfectionSDE(Model):
         )
 
     def sample_design(self, n, random_state=None):
-        """Every individual is observed every 10 min from 1/6 h to 30 h (180 points)."""
+        """Every individual is observed every 10 min from 1/6 h to 30 h (180 points).
+
+        Parameters
+        ----------
+        n : int
+            Number of designs.
+        random_state : int, RandomState or None
+            Unused: the design is fixed.
+
+        Returns
+        -------
+        design : Padded
+            Observation times and doses (values all NaN).
+        covariates : DataFrame or None
+            Simulator covariates, one row per individual.
+
+        Examples
+        --------
+        >>> from sknlme.models import MRNATransfectionSDE
+        >>> design, _ = MRNATransfectionSDE().sample_design(2)
+        >>> design.times.shape
+        (2, 180)
+        """
         design = fixed_design(TIMES, n)
         return design, None
 

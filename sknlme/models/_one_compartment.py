@@ -125,7 +125,29 @@ class OneCompartmentOral(Model):
 
     # ----------------------------------------------------------------- design
     def sample_design(self, n, random_state=None):
-        """Sample ``n`` designs (see the class docstring)."""
+        """Sample ``n`` designs (see the class docstring).
+
+        Parameters
+        ----------
+        n : int
+            Number of designs.
+        random_state : int, RandomState or None
+            Controls the draws.
+
+        Returns
+        -------
+        design : Padded
+            Observation times and doses (values all NaN).
+        covariates : DataFrame or None
+            Simulator covariates, one row per individual.
+
+        Examples
+        --------
+        >>> from sknlme.models import OneCompartmentOral
+        >>> design, covariates = OneCompartmentOral().sample_design(2, random_state=0)
+        >>> design.n_individuals, covariates is None
+        (2, True)
+        """
         from sklearn.utils import check_random_state
 
         rng = check_random_state(random_state)

@@ -37,6 +37,17 @@ def get_model(name, **kwargs):
     Returns
     -------
     Model
+
+    Raises
+    ------
+    ValueError
+        For a name that is not a built-in model.
+
+    Examples
+    --------
+    >>> from sknlme.models import get_model
+    >>> get_model("one-compartment-oral").param_names
+    ('log_ke', 'log_ka', 'log_Cl', 'log_sigma')
     """
     try:
         target = _BUILTIN[name]

@@ -33,6 +33,9 @@ def plot_recovery(draws, truth, param_names=None):
 
     Examples
     --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt
     >>> import numpy as np
     >>> from sknlme.plotting import plot_recovery
     >>> rng = np.random.default_rng(0)
@@ -41,10 +44,11 @@ def plot_recovery(draws, truth, param_names=None):
     >>> fig = plot_recovery(draws, truth, ["a", "b"])
     >>> fig.axes[0].get_xlabel()
     'true a'
+    >>> plt.close(fig)
     """
-    from ..posterior._diagnostics import _check
+    from ..posterior import check_draws
 
-    draws, truth, names = _check(draws, truth, param_names)
+    draws, truth, names = check_draws(draws, truth, param_names)
     means, sds = draws.mean(1), draws.std(1)
     fig, axes = _grid(draws.shape[2])
     for j, ax in enumerate(axes):
@@ -87,6 +91,9 @@ def plot_calibration_ecdf(draws, truth, param_names=None, level=0.95, random_sta
 
     Examples
     --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt
     >>> import numpy as np
     >>> from sknlme.plotting import plot_calibration_ecdf
     >>> rng = np.random.default_rng(0)
@@ -94,10 +101,11 @@ def plot_calibration_ecdf(draws, truth, param_names=None, level=0.95, random_sta
     >>> fig = plot_calibration_ecdf(rng.standard_normal((100, 50, 1)), truth)
     >>> fig.axes[0].get_ylabel()
     'ECDF − uniform CDF'
+    >>> plt.close(fig)
     """
-    from ..posterior._diagnostics import _check, sbc_ranks
+    from ..posterior import check_draws, sbc_ranks
 
-    draws, truth, names = _check(draws, truth, param_names)
+    draws, truth, names = check_draws(draws, truth, param_names)
     n, K, d = draws.shape
     ranks = sbc_ranks(draws, truth)
     grid = np.arange(K + 2) / (K + 1)
@@ -135,10 +143,14 @@ def plot_loss(history):
 
     Examples
     --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt
     >>> from sknlme.plotting import plot_loss
     >>> fig = plot_loss({"loss": [2.0, 1.5, 1.2], "val_loss": [2.1, 1.6, 1.4]})
     >>> fig.axes[0].get_xlabel()
     'epoch'
+    >>> plt.close(fig)
     """
     import matplotlib.pyplot as plt
 

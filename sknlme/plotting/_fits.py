@@ -6,8 +6,6 @@ import numpy as np
 import pandas as pd
 from sklearn.utils import check_random_state
 
-from ..data._padded import to_padded
-
 
 def _phi_array(phi, model, n):
     if isinstance(phi, pd.DataFrame):
@@ -30,8 +28,8 @@ def plot_individual_fits(model, X, phi, *, max_individuals=12, n_points=200, out
     ----------
     model : Model
         The individual model (must implement noise-free prediction).
-    X : DataFrame
-        Individuals table.
+    X : DataFrame or Study
+        Individuals table (or a study prepared from it).
     phi : DataFrame or ndarray of shape (n_individuals, n_params)
         Individual parameter estimates, e.g. ``NLMEPopulationEstimator.predict(X)``.
     max_individuals : int, default=12
@@ -44,15 +42,29 @@ def plot_individual_fits(model, X, phi, *, max_individuals=12, n_points=200, out
     Returns
     -------
     matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt
+    >>> from sknlme.models import LinearGaussian
+    >>> from sknlme.plotting import plot_individual_fits
+    >>> model = LinearGaussian(sigma=0.1)
+    >>> X, phi = model.simulate(4, random_state=0)
+    >>> fig = plot_individual_fits(model, X, phi, n_points=20)
+    >>> [ax.get_title() for ax in fig.axes]
+    ['ID 1', 'ID 2', 'ID 3', 'ID 4']
+    >>> plt.close(fig)
     """
     import matplotlib.pyplot as plt
 
-    padded = to_padded(X)
+    study = model.prepare(X, require_values=False)
+    padded = study.padded
     n = min(padded.n_individuals, max_individuals)
     phi = _phi_array(phi, model, padded.n_individuals)[:n]
     grid = _fine_grid(padded, n_points)
-    sub = X.iloc[:n]
-    curves = model.predict(phi, sub, times=grid)[..., output]
+    curves = model.predict(phi, study.take(np.arange(n)), times=grid)[..., output]
     ncol = int(np.ceil(np.sqrt(n)))
     nrow = int(np.ceil(n / ncol))
     fig, axes = plt.subplots(
@@ -67,7 +79,7 @@ def plot_individual_fits(model, X, phi, *, max_individuals=12, n_points=200, out
             padded.times[i, m], padded.values[i, m, output], "o", ms=3, color="C0", label="observed"
         )
         ax.plot(grid, curves[i], "-", color="C1", lw=1.2, label="individual fit")
-        ax.set_title(f"ID {X.index[i]}", fontsize=9)
+        ax.set_title(f"ID {study.index[i]}", fontsize=9)
     for ax in axes[-1]:
         ax.set_xlabel("time")
     for ax in axes[:, 0]:
@@ -84,8 +96,8 @@ def plot_observed_vs_predicted(model, X, phi, *, output=0):
     Parameters
     ----------
     model : Model
-    X : DataFrame
-        Individuals table.
+    X : DataFrame or Study
+        Individuals table (or a study prepared from it).
     phi : DataFrame or ndarray of shape (n_individuals, n_params)
         Individual parameter estimates.
     output : int, default=0
@@ -93,12 +105,27 @@ def plot_observed_vs_predicted(model, X, phi, *, output=0):
     Returns
     -------
     matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt
+    >>> from sknlme.models import LinearGaussian
+    >>> from sknlme.plotting import plot_observed_vs_predicted
+    >>> model = LinearGaussian(sigma=0.1)
+    >>> X, phi = model.simulate(10, random_state=0)
+    >>> fig = plot_observed_vs_predicted(model, X, phi)
+    >>> fig.axes[0].get_ylabel()
+    'observed y'
+    >>> plt.close(fig)
     """
     import matplotlib.pyplot as plt
 
-    padded = to_padded(X)
+    study = model.prepare(X, require_values=False)
+    padded = study.padded
     phi = _phi_array(phi, model, padded.n_individuals)
-    pred = model.predict(phi, X)[..., output]
+    pred = model.predict(phi, study)[..., output]
     obs = padded.values[..., output]
     mask = padded.obs_mask & np.isfinite(obs)
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
@@ -134,8 +161,8 @@ def plot_vpc(
     Parameters
     ----------
     model : Model
-    X : DataFrame
-        Individuals table (designs and observations).
+    X : DataFrame or Study
+        Individuals table (designs and observations), or a study prepared from it.
     mean : ndarray of shape (n_params,) or (n_individuals, n_params)
         Population mean (per individual when covariates shift it).
     cov : ndarray of shape (n_params, n_params)
@@ -150,19 +177,37 @@ def plot_vpc(
     Returns
     -------
     matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt
+    >>> from sknlme.models import LinearGaussian
+    >>> from sknlme.plotting import plot_vpc
+    >>> model = LinearGaussian(sigma=0.1)
+    >>> X, _ = model.simulate(20, random_state=0)
+    >>> fig = plot_vpc(model, X, model.prior_mean, model.prior_cov, n_replicates=20,
+    ...                n_bins=3, random_state=0)
+    >>> fig.axes[0].get_title()
+    'Visual predictive check (20 replicates)'
+    >>> plt.close(fig)
     """
     import matplotlib.pyplot as plt
 
     rng = check_random_state(random_state)
-    padded = to_padded(X)
+    study = model.prepare(X, require_values=False)
+    padded = study.padded
     n = padded.n_individuals
     mean = np.broadcast_to(np.asarray(mean, dtype=float), (n, model.n_params))
     chol = np.linalg.cholesky(np.asarray(cov, dtype=float))
     phi = mean[None] + rng.standard_normal((n_replicates, n, model.n_params)) @ chol.T
-    rep_design = _tile_padded(padded, n_replicates)
-    covs = X[[c for c in model.covariate_names]] if model.covariate_names else None
-    if covs is not None:
-        covs = pd.concat([covs] * n_replicates)
+    # replicate r holds rows r*n .. r*n + n - 1 (np.tile order), as the reshape below reads them
+    rows = np.tile(np.arange(n), n_replicates)
+    rep_design = padded.take(rows)
+    covs = None
+    if model.covariate_names:
+        covs = study.covariates[list(model.covariate_names)].iloc[rows]
     sims = model.simulate_padded(phi.reshape(-1, model.n_params), rep_design, covs, rng)
     sims = sims[..., output].reshape(n_replicates, n, -1)
     obs = padded.values[..., output]
@@ -199,19 +244,3 @@ def plot_vpc(
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     return fig
-
-
-def _tile_padded(padded, reps):
-    from ..data._padded import Padded
-
-    def tile(a):
-        return np.concatenate([a] * reps, axis=0)
-
-    return Padded(
-        tile(padded.times),
-        tile(padded.values),
-        tile(padded.obs_mask),
-        tile(padded.dose_times),
-        tile(padded.dose_amounts),
-        tile(padded.dose_mask),
-    )

@@ -31,8 +31,11 @@ def plot_profiles(source, params=None, confidence=0.95, ncols=3):
 
     Examples
     --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt
     >>> from sknlme.models import LinearGaussian
-    >>> from sknlme.posterior._exact import ExactGaussianPosterior
+    >>> from sknlme.posterior import ExactGaussianPosterior
     >>> from sknlme.population import NLMEPopulationEstimator
     >>> from sknlme.plotting import plot_profiles
     >>> model = LinearGaussian(n_params=1, sigma=0.3)
@@ -43,6 +46,7 @@ def plot_profiles(source, params=None, confidence=0.95, ncols=3):
     >>> fig = plot_profiles(pop)
     >>> len(fig.axes)
     2
+    >>> plt.close(fig)
     """
     import matplotlib.pyplot as plt
 

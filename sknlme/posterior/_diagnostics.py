@@ -6,7 +6,37 @@ import numpy as np
 import pandas as pd
 
 
-def _check(draws, truth, param_names=None):
+def check_draws(draws, truth, param_names=None):
+    """Validate posterior draws against true parameters and name the parameters.
+
+    Parameters
+    ----------
+    draws : array-like of shape (n, K, d)
+        Posterior draws of ``n`` simulated individuals.
+    truth : array-like or DataFrame of shape (n, d)
+        Their true parameters (DataFrame columns name the parameters).
+    param_names : sequence of str, default=None
+        Parameter names; the columns of ``truth``, else ``phi0``, ``phi1``, ...
+
+    Returns
+    -------
+    draws : ndarray of shape (n, K, d), float64
+    truth : ndarray of shape (n, d), float64
+    param_names : list of str
+
+    Raises
+    ------
+    ValueError
+        When the shapes do not match.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sknlme.posterior import check_draws
+    >>> draws, truth, names = check_draws(np.zeros((3, 10, 2)), np.ones((3, 2)))
+    >>> draws.shape, truth.shape, names
+    ((3, 10, 2), (3, 2), ['phi0', 'phi1'])
+    """
     draws = np.asarray(draws, dtype=float)
     if isinstance(truth, pd.DataFrame):
         if param_names is None:
@@ -24,7 +54,7 @@ def _check(draws, truth, param_names=None):
 
 def sbc_ranks(draws, truth):
     """Rank statistics: number of draws below the truth, shape (n, d), in 0..K."""
-    draws, truth, _ = _check(draws, truth)
+    draws, truth, _ = check_draws(draws, truth)
     return (draws < truth[:, None, :]).sum(axis=1)
 
 
@@ -81,7 +111,7 @@ def posterior_metrics(draws, truth, prior_var, param_names=None, levels=(0.5, 0.
     """
     from bayesflow.diagnostics.metrics import calibration_error
 
-    draws, truth, names = _check(draws, truth, param_names)
+    draws, truth, names = check_draws(draws, truth, param_names)
     prior_var = np.asarray(prior_var, dtype=float).reshape(-1)
     means = draws.mean(axis=1)
     out = {

@@ -34,7 +34,25 @@ ADDITIVE, PROPORTIONAL, COMBINED = 0, 1, 2
 
 @numba.njit(fastmath=_FM)
 def bateman(a, b, s):
-    """``(exp(-a s) - exp(-b s)) / (b - a)`` for ``s >= 0``, stable as ``a -> b``."""
+    """``(exp(-a s) - exp(-b s)) / (b - a)`` for ``s >= 0``, stable as ``a -> b``.
+
+    Parameters
+    ----------
+    a, b : float
+        Rate constants (any order; equal rates give the limit ``s exp(-a s)``).
+    s : float
+        Time since the dose, ``>= 0``.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> from sknlme.simulate import bateman
+    >>> round(bateman(1.0, 2.0, 1.0), 6), round(bateman(1.0, 1.0, 1.0), 6)
+    (0.232544, 0.367879)
+    """
     lo, hi = min(a, b), max(a, b)
     x = (hi - lo) * s
     if x >= 0.5:  # plain difference: cancellation costs at most 1/(1-e^-0.5) < 2.6 ulp
@@ -131,7 +149,27 @@ def _oral1c_row(p, times, dose_t, dose_a, out):
 def oral1c_predict(phi, times, dose_t, dose_a, out):
     """Concentrations of SSfol, superposed over doses, into ``out`` (n, T).
 
-    ``phi`` (n, >=3) holds log ke, log ka, log Cl; padded doses have amount 0.
+    Parameters
+    ----------
+    phi : ndarray of shape (n, >=3)
+        ``log ke``, ``log ka``, ``log Cl`` per individual (further columns ignored).
+    times : ndarray of shape (n, T)
+    dose_t, dose_a : ndarray of shape (n, D)
+        Dose times and amounts; padded doses have amount 0.
+    out : ndarray of shape (n, T)
+        Written in place.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sknlme.models import OneCompartmentOral
+    >>> from sknlme.simulate import oral1c_predict
+    >>> phi = OneCompartmentOral().prior_mean[None, :]
+    >>> out = np.empty((1, 3))
+    >>> oral1c_predict(phi, np.array([[0.0, 1.0, 24.0]]), np.zeros((1, 1)),
+    ...                np.full((1, 1), 4.0), out)
+    >>> float(out[0, 0]), bool(np.all(out[0, 1:] > 0))
+    (0.0, True)
     """
     for i in numba.prange(phi.shape[0]):
         _oral1c_row(phi[i], times[i], dose_t[i], dose_a[i], out[i])
@@ -139,7 +177,35 @@ def oral1c_predict(phi, times, dose_t, dose_a, out):
 
 @numba.njit(parallel=True, fastmath=_FM, cache=True)
 def oral1c_simulate(phi, times, dose_t, dose_a, code, seed, out):
-    """Noisy concentrations into ``out`` (n, T); error parameters are ``phi[:, 3:]``."""
+    """Noisy concentrations into ``out`` (n, T); error parameters are ``phi[:, 3:]``.
+
+    Parameters
+    ----------
+    phi : ndarray of shape (n, 3 + n_error)
+        Structural parameters as :func:`oral1c_predict`, then the log-scale
+        error parameters.
+    times : ndarray of shape (n, T)
+    dose_t, dose_a : ndarray of shape (n, D)
+    code : int
+        Residual error model (:attr:`ErrorModel.code <sknlme.models.ErrorModel>`).
+    seed : numpy.uint64
+        Row ``i`` draws from individual ``i``'s stream of this seed (:func:`draw_seed`).
+    out : ndarray of shape (n, T)
+        Written in place.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sknlme.models import ErrorModel, OneCompartmentOral
+    >>> from sknlme.simulate import draw_seed, oral1c_simulate
+    >>> phi = OneCompartmentOral().prior_mean[None, :]
+    >>> out = np.empty((1, 3))
+    >>> oral1c_simulate(phi, np.array([[0.5, 1.0, 24.0]]), np.zeros((1, 1)),
+    ...                 np.full((1, 1), 4.0), ErrorModel("additive").code,
+    ...                 draw_seed(np.random.RandomState(0)), out)
+    >>> bool(np.all(np.isfinite(out)))
+    True
+    """
     for i in numba.prange(phi.shape[0]):
         _oral1c_row(phi[i], times[i], dose_t[i], dose_a[i], out[i])
         a, b = _error_scales(code, phi[i, 3:])
@@ -201,14 +267,57 @@ def _mrna_row(p, times, out):
 
 @numba.njit(parallel=True, fastmath=_FM, cache=True)
 def mrna_predict(phi, times, out):
-    """``log(p(t) + offset)`` of the simple mRNA model into ``out`` (n, T)."""
+    """``log(p(t) + offset)`` of the simple mRNA model into ``out`` (n, T).
+
+    Parameters
+    ----------
+    phi : ndarray of shape (n, 6)
+        Parameters in :class:`~sknlme.models.MRNATransfection` order.
+    times : ndarray of shape (n, T)
+    out : ndarray of shape (n, T)
+        Written in place.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sknlme.models import MRNATransfection
+    >>> from sknlme.simulate import mrna_predict
+    >>> phi = MRNATransfection().prior_mean[None, :]
+    >>> out = np.empty((1, 4))
+    >>> mrna_predict(phi, np.array([[1.0, 5.0, 10.0, 20.0]]), out)
+    >>> bool(np.all(np.isfinite(out)))
+    True
+    """
     for i in numba.prange(phi.shape[0]):
         _mrna_row(phi[i], times[i], out[i])
 
 
 @numba.njit(parallel=True, fastmath=_FM, cache=True)
 def mrna_simulate(phi, times, seed, out):
-    """Noisy log-expression into ``out`` (n, T); ``sigma = exp(phi[:, 5])``."""
+    """Noisy log-expression into ``out`` (n, T); ``sigma = exp(phi[:, 5])``.
+
+    Parameters
+    ----------
+    phi : ndarray of shape (n, 6)
+        Parameters in :class:`~sknlme.models.MRNATransfection` order.
+    times : ndarray of shape (n, T)
+    seed : numpy.uint64
+        Row ``i`` draws from individual ``i``'s stream of this seed (:func:`draw_seed`).
+    out : ndarray of shape (n, T)
+        Written in place.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sknlme.models import MRNATransfection
+    >>> from sknlme.simulate import draw_seed, mrna_simulate
+    >>> phi = MRNATransfection().prior_mean[None, :]
+    >>> out = np.empty((1, 4))
+    >>> mrna_simulate(phi, np.array([[1.0, 5.0, 10.0, 20.0]]),
+    ...               draw_seed(np.random.RandomState(0)), out)
+    >>> bool(np.all(np.isfinite(out)))
+    True
+    """
     for i in numba.prange(phi.shape[0]):
         _mrna_row(phi[i], times[i], out[i])
         _add_noise_row(out[i], ADDITIVE, np.exp(phi[i, 5]), 0.0, stream(seed, i))

@@ -49,7 +49,26 @@ _ZR, _ZX, _ZRATIO = _ziggurat_tables()
 
 
 def draw_seed(rng):
-    """One 64-bit seed (as ``np.uint64``) from a RandomState or Generator."""
+    """One 64-bit seed (as ``np.uint64``) from a RandomState or Generator.
+
+    Parameters
+    ----------
+    rng : numpy.random.RandomState or numpy.random.Generator
+        Advanced by the draw.
+
+    Returns
+    -------
+    numpy.uint64
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sknlme.simulate import draw_seed
+    >>> a = draw_seed(np.random.RandomState(0))
+    >>> b = draw_seed(np.random.RandomState(0))
+    >>> type(a).__name__, bool(a == b)
+    ('uint64', True)
+    """
     if isinstance(rng, np.random.Generator):
         return np.uint64(rng.integers(0, 2**64, dtype=np.uint64))
     high = np.uint64(rng.randint(0, 2**32, dtype=np.int64))
