@@ -33,6 +33,14 @@ class Padded:
         Dose amounts; padded entries are 0 (they add nothing by superposition).
     dose_mask : ndarray of shape (n, D), bool
         True where the dose is a real event.
+
+    Examples
+    --------
+    >>> from sknlme.data import IndividualRecords, make_individuals, to_padded
+    >>> X = make_individuals([IndividualRecords([0.5, 1.0], [2.0, 1.0], [0.0], [4.0])])
+    >>> p = to_padded(X)
+    >>> p.n_individuals, p.n_outputs, p.dose_amounts.tolist()
+    (1, 1, [[4.0]])
     """
 
     times: np.ndarray
@@ -51,11 +59,26 @@ class Padded:
         return self.values.shape[2]
 
     def value_mask(self):
-        """True where a value was observed (a real record, not NaN)."""
+        """True where a value was observed (a real record, not NaN), shape (n, T, n_outputs).
+
+        Examples
+        --------
+        >>> from sknlme.data import IndividualRecords, make_individuals, to_padded
+        >>> X = make_individuals([IndividualRecords([0, 1], [1.0, float("nan")])])
+        >>> to_padded(X).value_mask()[0, :, 0].tolist()
+        [True, False]
+        """
         return self.obs_mask[..., None] & ~np.isnan(self.values)
 
     def arrays(self):
-        """The six arrays in field order (``times`` ... ``dose_mask``)."""
+        """The six arrays in field order (``times`` ... ``dose_mask``).
+
+        Examples
+        --------
+        >>> from sknlme.data import fixed_design
+        >>> len(fixed_design([1.0, 2.0], 3).arrays())
+        6
+        """
         return tuple(getattr(self, f.name) for f in fields(self))
 
     def replace(self, **changes):
@@ -130,6 +153,12 @@ class Padded:
         :func:`pad_records` and the models' design samplers) are read-only
         views of one private copy of the arrays, so that a million
         individuals split in about a second.
+
+        Examples
+        --------
+        >>> from sknlme.data import fixed_design
+        >>> [r.n_obs for r in fixed_design([1.0, 2.0], 2).to_records()]
+        [2, 2]
         """
         n_obs = self.obs_mask.sum(axis=1)
         n_dose = self.dose_mask.sum(axis=1)
@@ -181,6 +210,13 @@ def pad_records(records, *, n_outputs=None):
     Returns
     -------
     Padded
+
+    Examples
+    --------
+    >>> from sknlme.data import IndividualRecords, pad_records
+    >>> p = pad_records([IndividualRecords([0, 1, 2], [1, 2, 3]), IndividualRecords([0], [3])])
+    >>> p.times.shape, p.obs_mask.sum(axis=1).tolist()
+    ((2, 3), [3, 1])
     """
     records = list(records)
     if not records:
@@ -226,7 +262,15 @@ def to_padded(X, *, n_outputs=None):
 
 
 def from_padded(padded, ids=None, covariates=None):
-    """Individuals table from :class:`Padded` arrays (inverse of :func:`to_padded`)."""
+    """Individuals table from :class:`Padded` arrays (inverse of :func:`to_padded`).
+
+    Examples
+    --------
+    >>> from sknlme.data import fixed_design, from_padded
+    >>> X = from_padded(fixed_design([1.0, 2.0], 3), ids=["a", "b", "c"])
+    >>> X.index.tolist(), list(X.columns)
+    (['a', 'b', 'c'], ['records'])
+    """
     return make_individuals(padded.to_records(), ids=ids, covariates=covariates)
 
 

@@ -124,7 +124,15 @@ class Study:
         return self.padded.n_outputs
 
     def take(self, rows):
-        """The study of the individuals at positions ``rows``, in that order."""
+        """The study of the individuals at positions ``rows``, in that order.
+
+        Examples
+        --------
+        >>> from sknlme.data import as_study, fixed_design, from_padded
+        >>> study = as_study(from_padded(fixed_design([1.0], 3)), require_values=False)
+        >>> study.take([2, 0]).ids
+        [3, 1]
+        """
         rows = np.asarray(rows, dtype=np.intp).reshape(-1)
         sim = self.simulator_covariates
         return Study(
@@ -136,7 +144,16 @@ class Study:
         )
 
     def with_simulator_covariates(self, values):
-        """The same study carrying a model's simulator covariates ``values`` (n, p)."""
+        """The same study carrying a model's simulator covariates ``values`` (n, p).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sknlme.data import as_study, fixed_design, from_padded
+        >>> study = as_study(from_padded(fixed_design([1.0], 2)), require_values=False)
+        >>> study.with_simulator_covariates(np.array([70.0, 80.0])).simulator_covariates.shape
+        (2, 1)
+        """
         values = np.asarray(values, dtype=float).reshape(self.n_individuals, -1)
         return Study(self.index, self.records, self.padded, self.covariates, values)
 
@@ -164,6 +181,14 @@ def as_study(X, *, n_outputs=None, require_values=True, name="X"):
     ------
     TypeError, ValueError
         As :func:`validate_individuals`, naming the individual at fault.
+
+    Examples
+    --------
+    >>> from sknlme.data import IndividualRecords, as_study, make_individuals
+    >>> X = make_individuals([IndividualRecords([0.0, 1.0], [1.0, 0.5], [0.0], [2.0])])
+    >>> study = as_study(X)
+    >>> study.padded.dose_amounts.tolist(), as_study(study) is study
+    ([[2.0]], True)
     """
     if isinstance(X, Study):
         if n_outputs is not None and X.n_outputs != n_outputs:
