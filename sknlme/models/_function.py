@@ -169,15 +169,7 @@ class FunctionModel(Model):
         for lo in range(0, n, step):
             sl = slice(lo, min(n, lo + step))
             m = sl.stop - lo
-            rows = np.repeat(np.arange(lo, sl.stop), K)
-            design = Padded(
-                padded.times[rows],
-                padded.values[rows],
-                padded.obs_mask[rows],
-                padded.dose_times[rows],
-                padded.dose_amounts[rows],
-                padded.dose_mask[rows],
-            )
+            design = padded.take(np.repeat(np.arange(lo, sl.stop), K))
             flat = phi[sl].reshape(m * K, d)
             pred = self._predict(flat, design, None).reshape(m, K, T, k)
             out[sl] = self.error_model.log_likelihood(

@@ -153,9 +153,7 @@ class OneCompartmentOral(Model):
         rng = check_random_state(random_state)
         if self.design is not None:
             rows = rng.randint(0, self._design_padded.n_individuals, size=n)
-            p = self._design_padded
-            fields = (p.times, p.values, p.obs_mask, p.dose_times, p.dose_amounts, p.dose_mask)
-            design = Padded(*(a[rows] for a in fields))
+            design = self._design_padded.take(rows)
             design.values[:] = np.nan
             cov = self._design_covariates.iloc[rows].reset_index(drop=True)
             return design, (cov if cov.shape[1] else None)
