@@ -50,6 +50,37 @@ class Padded:
     dose_amounts: np.ndarray
     dose_mask: np.ndarray
 
+    def __post_init__(self):
+        # the compiled simulators index these arrays without bounds checks: a shape
+        # mismatch must stop here, not read out of bounds
+        names = [f.name for f in fields(self)]
+        arrays = [np.asarray(getattr(self, name)) for name in names]
+        times, values, obs_mask, dose_times, dose_amounts, dose_mask = arrays
+        if times.ndim != 2 or values.ndim != 3 or dose_times.ndim != 2:
+            raise ValueError(
+                "Padded needs times (n, T), values (n, T, n_outputs) and dose arrays (n, D); got "
+                f"times {times.shape}, values {values.shape}, dose_times {dose_times.shape}"
+            )
+        n, T = times.shape
+        D = dose_times.shape[1]
+        expected = {
+            "values": (n, T, values.shape[2]),
+            "obs_mask": (n, T),
+            "dose_amounts": (n, D),
+            "dose_mask": (n, D),
+        }
+        for name, arr in zip(names, arrays, strict=True):
+            if name in expected and arr.shape != expected[name]:
+                raise ValueError(
+                    f"Padded.{name} has shape {arr.shape}, expected {expected[name]} "
+                    f"(times {times.shape}, dose_times {dose_times.shape})"
+                )
+        for name in ("obs_mask", "dose_mask"):
+            if np.asarray(getattr(self, name)).dtype != bool:
+                raise TypeError(
+                    f"Padded.{name} must be a boolean array, got {getattr(self, name).dtype}"
+                )
+
     @property
     def n_individuals(self):
         return self.times.shape[0]
