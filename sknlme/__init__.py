@@ -15,6 +15,18 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 # numba's OpenMP workers spin while waiting by default, which starves the other
 # threads on small machines; let them sleep unless the user chose otherwise.
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+# numba caches compiled kernels next to their source by default: inside site-packages
+# after `pip install .`, where the cache directories outlive an uninstall and a later
+# `pip install -e .` then finds an empty `sknlme` namespace package there instead of
+# the editable one. A per-user cache directory avoids that (numba reads it at import).
+os.environ.setdefault(
+    "NUMBA_CACHE_DIR",
+    os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+        "sknlme",
+        "numba",
+    ),
+)
 
 from . import data, datasets, models  # noqa: E402
 
