@@ -5,7 +5,7 @@ import copy
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from sknlme.data import IndividualRecords, from_long, make_individuals, to_long
@@ -42,6 +42,8 @@ def individuals_tables(draw):
             )
         )
         doses = draw(st.lists(amounts, min_size=n_doses, max_size=n_doses))
+        # a dose row repeated exactly is refused by from_long (a data error in NONMEM files)
+        assume(len(set(zip(dose_times, doses, strict=True))) == n_doses)
         records.append(IndividualRecords(times, values, dose_times, doses))
     if draw(st.booleans()):
         ids = [f"s{i:02d}" for i in draw(st.permutations(range(n)))]
@@ -192,6 +194,17 @@ CASES = [
         r"'ADDL' has value 3 at ID 2 \(row 3\).*not supported",
     ),
     (base().drop(columns="DV"), r"no column 'DV'"),
+    # data that NONMEM would read differently from what they seem to say: refused
+    (
+        pd.concat([base().iloc[:4], base().iloc[3:]]).reset_index(drop=True),
+        r"duplicate dose row: AMT 50.0 at time 0.0 for ID 2 \(row 4\) repeats row 3",
+    ),
+    (edit("ID", 3, "2", object).assign(ID=[1, 1, 1, "2", 2, 2]), r"IDs '2' \(row 3\) and 2"),
+    (edit("DV", 4, np.nan), r"'DV' is missing at ID 2 \(row 4\) but 'MDV' is 0"),
+    (
+        edit("DV", 3, 7.5).drop(columns="MDV"),
+        r"'DV' has value 7.5 on a dose row \(EVID 1\) at ID 2 \(row 3\)",
+    ),
     (base().drop(columns="AMT"), r"dose rows \(EVID 1\) but no AMT column"),
     (base().iloc[:0], r"no rows"),
 ]
@@ -203,6 +216,20 @@ def test_bad_long_tables(df, match):
     with pytest.raises(ValueError, match=match):
         from_long(df)
     pd.testing.assert_frame_equal(df, before)
+
+
+def test_dose_row_dv_of_zero_or_with_mdv_1_is_ignored():
+    # NONMEM files often carry DV 0 on dose rows, or any DV with MDV 1: not observations
+    zero = from_long(edit("DV", 3, 0.0))
+    ignored = from_long(edit("DV", 3, 7.5).assign(MDV=[1, 0, 0, 1, 0, 0]))
+    for X in (zero, ignored):
+        assert X.loc[2, "records"] == from_long(base()).loc[2, "records"]
+
+
+def test_same_time_doses_in_two_compartments_are_kept():
+    df = pd.concat([base().iloc[:4], base().iloc[3:]]).reset_index(drop=True)
+    df.loc[4, "CMT"] = 2
+    assert from_long(df).loc[2, "records"].n_doses == 2
 
 
 def test_index_label_names_row():

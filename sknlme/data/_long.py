@@ -128,6 +128,44 @@ def _check_duplicates(df, codes, times, obs, out, cmt_col, id_col):
         )
 
 
+def _check_duplicate_doses(df, codes, times, dose, amt, cmt_col, id_col):
+    """Refuse a dose row repeated exactly (same individual, time, amount and CMT)."""
+    rows = np.flatnonzero(dose)
+    if rows.size < 2:
+        return
+    cmt = np.zeros(len(df)) if cmt_col is None else pd.factorize(df[cmt_col])[0]
+    keys = np.stack([codes[rows], times[rows], amt[rows], cmt[rows]])
+    order = np.lexsort(keys[::-1])
+    same = np.all(keys[:, order[1:]] == keys[:, order[:-1]], axis=0)
+    if same.any():
+        k = int(np.flatnonzero(same)[0])
+        first, pos = sorted((int(rows[order[k]]), int(rows[order[k + 1]])))
+        raise ValueError(
+            f"duplicate dose row: AMT {_show(amt[pos])} at time {_show(times[pos])} for "
+            f"{_where(df, pos, id_col)} repeats {_where(df, first)}; remove one (two doses at "
+            "one time need different compartments or one row with their sum)"
+        )
+
+
+def _check_dose_rows_dv(df, dose, dv_col, mdv, id_col):
+    """Refuse an observed value on a dose row (NONMEM would not read it as one)."""
+    dv = pd.to_numeric(df[dv_col], errors="coerce").to_numpy(dtype=float)
+    raw = df[dv_col].to_numpy()
+    given = np.array(
+        [not (pd.isna(v) or (isinstance(v, str) and v.strip() in _MISSING)) for v in raw]
+    )
+    bad = dose & given & ~(dv == 0)
+    if mdv is not None:
+        bad &= mdv != 1
+    if bad.any():
+        pos = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"column {_show(dv_col)} has value {_show(raw[pos])} on a dose row (EVID 1) at "
+            f"{_where(df, pos, id_col)}; put the observation on its own row (EVID 0), or set "
+            "MDV 1 if it is not one"
+        )
+
+
 def _covariates(df, names, codes, first, id_col):
     frame = {}
     for name in names:
@@ -192,8 +230,11 @@ def from_long(
     ValueError
         Naming ID, column, value and row: missing ID, non-numeric or negative
         or unsorted ``TIME``, non-numeric ``DV`` (e.g. ``'BLQ'``), dose with
-        ``AMT <= 0``, unknown or reset ``EVID``, duplicate observation,
-        individual without observations, time-varying covariate.
+        ``AMT <= 0``, unknown or reset ``EVID``, duplicate observation or
+        dose row, individual without observations, time-varying covariate,
+        and data NONMEM would read otherwise than they seem to say: IDs that
+        differ only in type (``1`` and ``"1"``), a missing ``DV`` with
+        ``MDV`` 0, a ``DV`` other than 0 on a dose row without ``MDV`` 1.
 
     Examples
     --------
@@ -255,9 +296,18 @@ def from_long(
                 f"at {_where(df, pos, ic)}; a dose needs EVID 1"
             )
     dv = numeric_column(df, cols["dv"], id_col=ic, rows=obs, missing=_MISSING)
+    mdv = None
     if cols["mdv"] is not None:
-        mdv = numeric_column(df, cols["mdv"], id_col=ic, missing=_MISSING)
-        mdv = np.where(np.isnan(mdv), 0.0, mdv)  # as NONMEM, a missing MDV reads as 0
+        mdv_given = numeric_column(df, cols["mdv"], id_col=ic, missing=_MISSING)
+        mdv = np.where(np.isnan(mdv_given), 0.0, mdv_given)  # as NONMEM, a missing MDV reads 0
+        unexplained = obs & (mdv_given == 0) & np.isnan(dv)
+        if unexplained.any():
+            pos = int(np.flatnonzero(unexplained)[0])
+            raise ValueError(
+                f"column {_show(cols['dv'])} is missing at {_where(df, pos, ic)} but "
+                f"{_show(cols['mdv'])} is 0 (an observed value); set MDV 1 for a missing "
+                "observation"
+            )
         bad = obs & ~np.isin(mdv, [0, 1])
         if bad.any():
             pos = int(np.flatnonzero(bad)[0])
@@ -267,6 +317,9 @@ def from_long(
             )
         dv = np.where(mdv == 1, np.nan, dv)
     out, k = _output_codes(df, cols["cmt"], obs, outputs, ic)
+    if dose.any():
+        _check_dose_rows_dv(df, dose, cols["dv"], mdv, ic)
+        _check_duplicate_doses(df, codes, times, dose, amt, cols["cmt"], ic)
 
     _check_duplicates(df, codes, times, obs, out, cols["cmt"], ic)
     bounds = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1], True])  # rows are contiguous

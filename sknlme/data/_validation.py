@@ -88,6 +88,32 @@ def numeric_column(frame, column, *, id_col=None, rows=None, missing=("",)):
     return values
 
 
+def _id_text(value):
+    """How an ID reads in a file: ``1``, ``1.0`` and ``"1"`` all read ``"1"``."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip()
+
+
+def _check_ambiguous_ids(frame, ids, codes, uniques):
+    """Refuse distinct ID values that read the same (``1`` and ``"1"`` in one column)."""
+    if ids.dtype != object or len(uniques) < 2:
+        return
+    seen = {}
+    for code, value in enumerate(uniques):
+        text = _id_text(value)
+        if text in seen:
+            a, b = (int(np.argmax(codes == c)) for c in (seen[text], code))
+            raise ValueError(
+                f"IDs {_show(uniques[seen[text]])} ({_where(frame, a)}) and {_show(value)} "
+                f"({_where(frame, b)}) are different values that read the same; make the ID "
+                "column one type"
+            )
+        seen[text] = code
+
+
 def check_ids(frame, id_col):
     """Check that no ID is missing and that each individual's rows are contiguous.
 
@@ -101,7 +127,8 @@ def check_ids(frame, id_col):
     if missing.any():
         pos = int(np.flatnonzero(missing)[0])
         raise ValueError(f"column {_show(id_col)} is missing (NaN) at {_where(frame, pos)}")
-    codes, _ = pd.factorize(ids)
+    codes, uniques = pd.factorize(ids)
+    _check_ambiguous_ids(frame, ids, codes, uniques)
     starts = np.r_[True, codes[1:] != codes[:-1]]
     blocks = codes[starts]
     if len(np.unique(blocks)) != len(blocks):
