@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 
@@ -128,7 +129,10 @@ def build_parser():
     >>> args.command, args.model, args.epochs
     ('train', 'one-compartment-oral', 50)
     """
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="sknlme", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"sknlme {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="fit theophylline with the shipped network")
@@ -190,7 +194,8 @@ def main(argv=None):
     Returns
     -------
     int
-        The exit status (0); argparse exits with status 2 on bad arguments.
+        The exit status: 0, or 2 after a one-line error on bad data, files or
+        settings (argparse exits with status 2 on bad arguments).
 
     Examples
     --------
@@ -205,7 +210,16 @@ def main(argv=None):
     """
     args = build_parser().parse_args(argv)
     _quiet_logging()
-    args.func(args)
+    try:
+        args.func(args)
+    except (ValueError, TypeError, OSError, RuntimeError) as err:
+        # bad data, files or settings: one line naming the cause, as argparse does for
+        # bad arguments (the traceback helps no user; SKNLME_TRACEBACK=1 shows it)
+        if os.environ.get("SKNLME_TRACEBACK"):
+            raise
+        message = " ".join(str(err).split()) or type(err).__name__
+        print(f"sknlme {args.command}: error: {message}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -40,3 +40,24 @@ def test_train_saves_a_loadable_posterior(tmp_path):
     post = AmortizedPosterior.load(path)
     assert post.summary_network == "conv" and post.hidden_units == (8,)
     assert post.model.name == "one-compartment-oral" and post.n_simulations_ == 300
+
+
+def test_bad_data_file_is_one_line_error_with_status_2(tmp_path, capsys):
+    path = tmp_path / "study.csv"
+    path.write_text("ID,TIME,DV,AMT,EVID\n1,0,.,100,1\n1,1,BLQ,.,0\n")
+    assert main(["fit", str(path), "--model", "one-compartment-oral", "--out", ""]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("sknlme fit: error: ")
+    assert "'BLQ'" in err[0] and "line 3" in err[0]
+    assert main(["fit", str(tmp_path / "absent.csv"), "--model", "x", "--out", ""]) == 2
+    assert "absent.csv" in capsys.readouterr().err
+
+
+def test_version(capsys):
+    import pytest
+
+    import sknlme
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0 and capsys.readouterr().out.strip() == f"sknlme {sknlme.__version__}"
