@@ -89,8 +89,13 @@ def _cmd_demo(args):
 def _cmd_fit(args):
     from .data import read_nonmem
 
-    X = read_nonmem(args.data)
+    if not os.path.isfile(args.data):
+        raise FileNotFoundError(f"no data file {args.data!r}")
     posterior = _load_posterior(args.model, args.posterior)
+    # read the columns the fit uses: the covariate effects asked for and the simulator's
+    columns = list(_parse_covariates(args.covariates) or {})
+    columns += [c for c in posterior.model.covariate_names if c not in columns]
+    X = read_nonmem(args.data, covariates=columns)
     random_effects = args.random_effects.split(",") if args.random_effects else None
     return _fit_and_report(X, posterior, args, random_effects=random_effects)
 

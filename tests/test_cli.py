@@ -61,3 +61,17 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--version"])
     assert exc.value.code == 0 and capsys.readouterr().out.strip() == f"sknlme {sknlme.__version__}"
+
+
+def test_fit_reads_the_covariates_it_uses(tmp_path, capsys):
+    from sknlme.datasets import load_theophylline
+
+    path = tmp_path / "theo.csv"
+    long = load_theophylline(as_long=True).assign(TAD=lambda d: d["TIME"])  # an extra column
+    long.to_csv(path, index=False, na_rep=".")
+    args = ["fit", str(path), "--model", "one-compartment-oral", "--covariates", "WT:log_Cl",
+            "--likelihood", "amortized", "--n-starts", "2", "--no-profile",
+            "--out", ""]  # fmt: skip
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "WT:log_Cl" in printed  # the covariate effect is estimated; TAD is not read

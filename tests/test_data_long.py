@@ -68,9 +68,9 @@ def assert_same_individuals(Y, X):
 def test_long_round_trip(X):
     before = copy.deepcopy(X)
     long = to_long(X)
-    assert_same_individuals(from_long(long), X)
+    assert_same_individuals(from_long(long, covariates=["WT", "SEX"]), X)
     # and the other way: a canonical long table is reproduced exactly
-    pd.testing.assert_frame_equal(to_long(from_long(long)), long)
+    pd.testing.assert_frame_equal(to_long(from_long(long, covariates=["WT", "SEX"])), long)
     assert_same_individuals(X, before)  # not mutated
 
 
@@ -84,7 +84,7 @@ def test_to_long_layout():
     assert long["MDV"].tolist() == [1, 0, 1, 1, 0, 0]
     assert long["CMT"].tolist() == [1, 2, 3, 1, 2, 3]
     assert long["AMT"].tolist() == [10.0, 0.0, 0.0, 5.0, 0.0, 0.0]
-    assert_same_individuals(from_long(long, outputs=[2, 3]), X)
+    assert_same_individuals(from_long(long, outputs=[2, 3], covariates=["WT"]), X)
     with pytest.raises(ValueError, match="clash"):
         to_long(make_individuals([rec], covariates={"DV": [1.0]}))
 
@@ -102,7 +102,7 @@ def test_case_insensitive_and_inferred_evid():
             "wt": [70, 70, 70, 80, 80],
         }
     )
-    X = from_long(df)
+    X = from_long(df, covariates=["wt"])
     assert list(X.index) == [5, 2] and X.index.dtype == np.int64  # order of first appearance
     assert list(X.columns) == ["wt", "records"]
     rec = X.loc[5, "records"]
@@ -132,12 +132,12 @@ def test_mdv_evid2_and_outputs():
             "SEX": ["F"] * 6,
         }
     )
-    rec = from_long(df).loc[1, "records"]
+    rec = from_long(df, covariates=[]).loc[1, "records"]
     assert rec.times.tolist() == [1.0, 2.0, 3.0]  # EVID 2 at 0.5 makes no record
     np.testing.assert_array_equal(rec.values, [[1.0, 2.0], [np.nan, np.nan], [np.nan, 6.0]])
-    swapped = from_long(df, outputs={3: 0, 2: 1}).loc[1, "records"]
+    swapped = from_long(df, outputs={3: 0, 2: 1}, covariates=[]).loc[1, "records"]
     np.testing.assert_array_equal(swapped.values, rec.values[:, ::-1])
-    assert from_long(df).loc[1, "SEX"] == "F"
+    assert from_long(df, covariates=["SEX"]).loc[1, "SEX"] == "F"
     assert list(from_long(df, covariates=[]).columns) == ["records"]
     with pytest.raises(ValueError, match="column 'CMT' has value 3 at ID 1 \\(row 3\\)"):
         from_long(df, outputs=[2])
@@ -214,22 +214,22 @@ CASES = [
 def test_bad_long_tables(df, match):
     before = copy.deepcopy(df)
     with pytest.raises(ValueError, match=match):
-        from_long(df)
+        from_long(df, covariates=[c for c in ("WT",) if c in df.columns])
     pd.testing.assert_frame_equal(df, before)
 
 
 def test_dose_row_dv_of_zero_or_with_mdv_1_is_ignored():
     # NONMEM files often carry DV 0 on dose rows, or any DV with MDV 1: not observations
-    zero = from_long(edit("DV", 3, 0.0))
-    ignored = from_long(edit("DV", 3, 7.5).assign(MDV=[1, 0, 0, 1, 0, 0]))
+    zero = from_long(edit("DV", 3, 0.0), covariates=["WT"])
+    ignored = from_long(edit("DV", 3, 7.5).assign(MDV=[1, 0, 0, 1, 0, 0]), covariates=["WT"])
     for X in (zero, ignored):
-        assert X.loc[2, "records"] == from_long(base()).loc[2, "records"]
+        assert X.loc[2, "records"] == from_long(base(), covariates=["WT"]).loc[2, "records"]
 
 
 def test_same_time_doses_in_two_compartments_are_kept():
     df = pd.concat([base().iloc[:4], base().iloc[3:]]).reset_index(drop=True)
     df.loc[4, "CMT"] = 2
-    assert from_long(df).loc[2, "records"].n_doses == 2
+    assert from_long(df, covariates=["WT"]).loc[2, "records"].n_doses == 2
 
 
 def test_index_label_names_row():
@@ -238,13 +238,13 @@ def test_index_label_names_row():
     df["DV"] = df["DV"].astype(object)
     df.loc[12, "DV"] = "BLQ"
     with pytest.raises(ValueError, match=r"'BLQ' at ID 1 \(line 12\)"):
-        from_long(df)
+        from_long(df, covariates=["WT"])
 
 
 def test_valid_input_not_mutated_and_zero_rate_ignored():
     df = base().assign(RATE=0.0, ii=np.nan)
     before = copy.deepcopy(df)
-    X = from_long(df)
+    X = from_long(df, covariates=["WT"])
     pd.testing.assert_frame_equal(df, before)
     assert list(X.columns) == ["WT", "records"]  # RATE/II are not covariates
     assert X.loc[1, "records"] == IndividualRecords([0.0, 1.0], [1.0, 2.0], [0.0], [100.0])
@@ -262,3 +262,14 @@ def test_more_edge_cases():
     X = from_long(df)
     with pytest.raises(ValueError, match="2 CMT values in outputs for 1 outputs"):
         to_long(X, outputs=[1, 2])
+
+
+def test_only_named_columns_become_covariates():
+    # ordinary NONMEM files carry time-varying extra columns (TAD): not read unless named
+    df = base().assign(TAD=[0.0, 0.0, 1.0, 0.0, 0.5, 2.0])
+    with pytest.warns(UserWarning, match=r"columns \['WT', 'TAD'\] of the long table are not"):
+        X = from_long(df)
+    assert list(X.columns) == ["records"]
+    assert list(from_long(df, covariates=["WT"]).columns) == ["WT", "records"]
+    with pytest.raises(ValueError, match="'TAD' is not constant within ID 1"):
+        from_long(df, covariates=["TAD"])

@@ -35,7 +35,7 @@ def test_comma_separated_plain_header(tmp_path):
         "2,1,3.0,0,0,0,61\n"
         "2,12,.,80,1,1,61\n"
     )
-    check(read_nonmem(write(tmp_path, text)))
+    check(read_nonmem(write(tmp_path, text), covariates=["WT"]))
 
 
 def test_whitespace_hash_header_and_comments(tmp_path):
@@ -50,7 +50,7 @@ def test_whitespace_hash_header_and_comments(tmp_path):
         "2 1 3 . 0 0 61\n"
         "2 12 . 80 1 1 61\n"
     )
-    check(read_nonmem(write(tmp_path, text)))
+    check(read_nonmem(write(tmp_path, text), covariates=["WT"]))
 
 
 def test_at_header_ignores_alphabetic_lines(tmp_path):
@@ -65,7 +65,7 @@ def test_at_header_ignores_alphabetic_lines(tmp_path):
         "2,1,3,.,0,0,61\n"
         "2,12,.,80,1,1,61\n"
     )
-    check(read_nonmem(write(tmp_path, text)))
+    check(read_nonmem(write(tmp_path, text), covariates=["WT"]))
 
 
 def test_kwargs_passed_and_errors_name_line(tmp_path):

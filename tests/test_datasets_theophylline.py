@@ -33,7 +33,7 @@ def test_long_table():
     assert list(long.columns) == ["ID", "TIME", "DV", "AMT", "EVID", "MDV", "WT", "DOSE"]
     assert (long.groupby("ID")["EVID"].first() == 1).all()  # dose row precedes time-0 sample
     assert long["EVID"].sum() == 12
-    X = from_long(long)
+    X = from_long(long, covariates=["WT", "DOSE"])
     Y = load_theophylline()
     pd.testing.assert_frame_equal(X.drop(columns="records"), Y.drop(columns="records"))
     assert all(a == b for a, b in zip(X["records"], Y["records"], strict=True))

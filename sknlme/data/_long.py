@@ -10,6 +10,8 @@ table (one row per individual, see :func:`sknlme.data.make_individuals`);
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -209,8 +211,10 @@ def from_long(
         doses and the others observations; without ``MDV``, an observation
         with missing ``DV`` is a missing value.
     covariates : list of str, default=None
-        Covariate columns, each constant within an individual. None means
-        every column that is not one of the above.
+        Covariate columns, each constant within an individual (name those the
+        population model or the simulator uses). Other columns (``TAD``,
+        NONMEM's extra columns) are not read: None reads none, with a
+        warning that lists them.
     outputs : sequence or dict, default=None
         ``CMT`` values of the observed outputs in output order (or a dict
         mapping ``CMT`` value to output index). Default: sorted distinct
@@ -246,7 +250,7 @@ def from_long(
     ...     "DV": [None, 3.1, 2.0, None, 4.0, 1.5],
     ...     "AMT": [100, 0, 0, 120, 0, 0],
     ...     "WT": [70, 70, 70, 82, 82, 82]})
-    >>> X = from_long(df)
+    >>> X = from_long(df, covariates=["WT"])
     >>> X["WT"].to_dict(), X.loc[1, "records"]
     ({1: 70, 2: 82}, IndividualRecords(n_obs=2, n_outputs=1, n_doses=1))
     >>> X.loc[2, "records"].times.tolist(), X.loc[2, "records"].dose_amounts.tolist()
@@ -337,12 +341,20 @@ def from_long(
         records.append(IndividualRecords(t_unique, values, times[d], amt[d] if len(d) else []))
 
     reserved = {c for c in cols.values() if c is not None}
+    unread = [
+        c
+        for c in df.columns
+        if c not in reserved and not (isinstance(c, str) and c.upper() in _UNSUPPORTED)
+    ]
     if covariates is None:
-        covariates = [
-            c
-            for c in df.columns
-            if c not in reserved and not (isinstance(c, str) and c.upper() in _UNSUPPORTED)
-        ]
+        if unread:
+            warnings.warn(
+                f"columns {unread} of the long table are not read: name the covariates to "
+                f"keep, e.g. covariates={unread[:2]!r} (covariates=[] reads none, silently)",
+                UserWarning,
+                stacklevel=2,
+            )
+        covariates = []
     else:
         covariates = list(covariates)
         for name in covariates:

@@ -54,7 +54,7 @@ def read_nonmem(path, **from_long_kwargs):
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     path = pathlib.Path(tmp) / "data.csv"
     ...     _ = path.write_text(text)
-    ...     X = read_nonmem(path)
+    ...     X = read_nonmem(path, covariates=["WT"])
     >>> X["WT"].tolist(), X.loc[2, "records"].values.ravel().tolist()
     ([70, 61], [3.0])
     """

@@ -72,4 +72,4 @@ def load_theophylline(as_long=False):
     long = _long_table()
     if as_long:
         return long
-    return from_long(long)
+    return from_long(long, covariates=["WT", "DOSE"])
