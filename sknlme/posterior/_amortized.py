@@ -3,27 +3,35 @@
 from __future__ import annotations
 
 import time
-import warnings
 
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ._encoding import pad_sets
-from ._networks import INFERENCE_NETWORKS, SUMMARY_NETWORKS
-from ._runtime import NetworkRuntime
+from ..simulate import draw_seed, keyed_standard_normal
+from ._encoding import pad_sets, set_size
+from ._params import Hyperparameters
+from ._runtime import NetworkRuntime, redraw_outliers
+from ._storage import Storage
 from ._training import encode_chunks, fit_encoder, presimulated, simulate_rounds
 
+_REDRAW_ROUNDS = 10
 
-class AmortizedPosterior(TransformerMixin, BaseEstimator):
+
+def _round_seed(seed, r):
+    """Seed of redraw round ``r`` (a function of ``seed`` and ``r`` only)."""
+    return np.random.SeedSequence([int(seed), r]).generate_state(1, np.uint64)[0]
+
+
+class AmortizedPosterior(Storage, Hyperparameters, TransformerMixin, BaseEstimator):
     """Neural posterior estimator q(phi | y_i) of one individual's parameters.
 
     Trained once per model on simulations (drawn from the model's design
     distribution and training prior), it then returns posterior draws for any
     number of individuals in seconds. Each individual is encoded as a set of
-    observation and dose elements with explicit observed/padding masks (see
-    :mod:`sknlme.posterior._encoding`); a masked set network summarises it and a
+    observation and dose elements with explicit observed/padding masks; a
+    masked set network summarises it and a
     BayesFlow inference network (normalising flow) gives the posterior.
 
     Parameters
@@ -90,7 +98,9 @@ default="deepset"
     Notes
     -----
     Draws are float32 (BayesFlow computes in float32); :meth:`log_prob` is
-    returned as float64. Same ``random_state`` gives identical draws.
+    returned as float64. Same ``random_state`` gives identical draws, and the
+    draws of an individual are keyed by its ID: they are bit-identical whichever
+    other individuals are passed with it, in any order.
 
     Affine coupling flows occasionally map extreme base draws to absurd
     values (for the shipped mRNA network about 0.1 % of draws lie beyond 10
@@ -153,48 +163,8 @@ default="deepset"
         self.random_state = random_state
         self.verbose = verbose
 
-    # ------------------------------------------------------------ checking
-    def _check_params(self):
-        if not all(hasattr(self.model, a) for a in ("param_names", "prior_mean", "sample_prior")):
-            raise TypeError(f"model must be a sknlme Model, got {type(self.model).__name__}")
-        if self.summary_network not in SUMMARY_NETWORKS:
-            raise ValueError(
-                f"summary_network must be one of {SUMMARY_NETWORKS}, got {self.summary_network!r}"
-            )
-        if self.inference_network not in INFERENCE_NETWORKS:
-            raise ValueError(
-                f"inference_network must be one of {INFERENCE_NETWORKS}, "
-                f"got {self.inference_network!r}"
-            )
-        for name in ("n_simulations", "epochs", "batch_size", "n_samples", "flow_depth"):
-            value = getattr(self, name)
-            if not isinstance(value, int | np.integer) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not 0.0 <= self.validation_fraction < 1.0:
-            raise ValueError(
-                f"validation_fraction must be in [0, 1), got {self.validation_fraction}"
-            )
-        if self.early_stopping and self.validation_fraction == 0:
-            raise ValueError("early_stopping needs validation_fraction > 0")
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
-        if self.inference_network == "coupling_flow" and self.model.n_params < 2:
-            # bayesflow issue #767: a coupling flow on a 1-d target breaks under keras 3.15
-            raise ValueError("a model with one parameter needs inference_network='flow_matching'")
-
-    def _widths(self):
-        units = self.hidden_units
-        widths = (units,) if isinstance(units, int | np.integer) else tuple(units)
-        if not widths or any(int(w) < 1 for w in widths):
-            raise ValueError(f"hidden_units must be positive widths, got {units!r}")
-        return tuple(int(w) for w in widths)
-
-    def _summary_dim(self):
-        if self.summary_dim is None:
-            return max(8, 4 * self.model.n_params)
-        return int(self.summary_dim)
-
     # ------------------------------------------------------------- fitting
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X_sim=None, phi_sim=None):
         """Train on presimulated data or on fresh simulations from the model.
 
@@ -209,6 +179,17 @@ default="deepset"
         Returns
         -------
         self : AmortizedPosterior
+
+        Examples
+        --------
+        >>> from sknlme.models import LinearGaussian
+        >>> from sknlme.posterior import AmortizedPosterior
+        >>> model = LinearGaussian(n_params=2, sigma=0.5)
+        >>> X_sim, phi_sim = model.simulate(256, random_state=0)
+        >>> post = AmortizedPosterior(model, hidden_units=(8,), flow_depth=2, epochs=1,
+        ...                           random_state=0).fit(X_sim, phi_sim)
+        >>> post.n_simulations_, len(post.history_["loss"])
+        (256, 1)
         """
         import keras
 
@@ -224,7 +205,7 @@ default="deepset"
             if phi_sim is None:
                 raise ValueError("X_sim given without phi_sim (the true parameters)")
             chunks = presimulated(self.model, X_sim, phi_sim)
-        encoder = fit_encoder(chunks)
+        encoder = fit_encoder(chunks, self.model.prior_mean, self.model.prior_std)
         set_x, mask, cond, phi = encode_chunks(encoder, chunks)
         n = len(phi)
         n_val = int(round(self.validation_fraction * n))
@@ -233,37 +214,48 @@ default="deepset"
         self.encoder_ = encoder
         self.set_size_ = set_x.shape[1]
         self.n_simulations_ = n
-        self._runtime = NetworkRuntime.build(self, encoder.n_features, encoder.n_conditions)
+        self._runtime = NetworkRuntime.build(self._network_config())
         self.estimator_ = self._runtime.estimator
-        self.history_ = self._runtime.train(self, set_x, mask, cond, phi, n_val, rng)
+        target = encoder.standardize(phi)
+        self.history_ = self._runtime.train(
+            self._training_settings(), set_x, mask, cond, target, n_val, rng
+        )
         self.training_time_ = time.perf_counter() - start
         return self
 
     # ----------------------------------------------------------- inference
-    def _inputs(self, X):
+    def _encode(self, X):
+        """Study, network inputs and each individual's padded set size."""
         check_is_fitted(self)
         study = self.model.prepare(X, require_values=False)
         padded, cov = study.padded, study.simulator_covariates
         self.encoder_.check_design(padded, cov, study.ids)
         set_x, mask, cond = self.encoder_.encode(padded, cov)
+        n_elements = mask.sum(1).astype(int)
         if self.summary_network is None:
             if set_x.shape[1] > self.set_size_:
                 raise ValueError(
                     f"individuals have up to {set_x.shape[1]} observations and doses; the network "
                     f"without summary network takes at most {self.set_size_}"
                 )
-            size = self.set_size_
+            sizes = np.full(len(cond), self.set_size_)
         else:
-            size = -(-set_x.shape[1] // 8) * 8  # fewer shapes to compile
-        set_x, mask = pad_sets((set_x, mask), size)
-        return set_x, mask, cond
+            sizes = set_size(n_elements, self.set_size_)
+        set_x, mask = pad_sets((set_x, mask), int(sizes.max(initial=self.set_size_)))
+        return study, (set_x, mask, cond), sizes
+
+    def _inputs(self, X):
+        return self._encode(X)[1]
 
     def sample(self, X, n_samples=None, random_state=None):
         """Posterior draws for every individual.
 
+        Draws are keyed by individual: those of one individual depend only on
+        ``random_state``, its ID and its data, not on the other rows passed.
+
         Parameters
         ----------
-        X : DataFrame
+        X : DataFrame or Study
             Individuals table.
         n_samples : int, default=None
             Draws per individual; ``self.n_samples`` when None.
@@ -274,49 +266,57 @@ default="deepset"
         -------
         ndarray of shape (n_individuals, n_samples, n_params), float32
             On the model's (log) scale, rows in ``X``'s order.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sknlme.datasets import load_theophylline, pretrained
+        >>> post = pretrained("one-compartment-oral")
+        >>> X = load_theophylline()
+        >>> draws = post.sample(X, 50, random_state=0)
+        >>> draws.shape
+        (12, 50, 4)
+        >>> bool(np.array_equal(post.sample(X.iloc[[3]], 50, random_state=0)[0], draws[3]))
+        True
         """
         n_samples = self.n_samples if n_samples is None else int(n_samples)
         if n_samples < 1:
             raise ValueError(f"n_samples must be positive, got {n_samples}")
-        set_x, mask, cond = self._inputs(X)
-        rng = check_random_state(random_state)
+        study, (set_x, mask, cond), sizes = self._encode(X)
+        seed = draw_seed(check_random_state(random_state))
         d = self.model.n_params
-        z = rng.standard_normal((len(cond), n_samples, d)).astype(np.float32)
-        std = self._redraw_outliers(
-            self._runtime.sample(set_x, mask, cond, z), set_x, mask, cond, rng
-        )
-        out = std * self.model.prior_std.astype(np.float32) + self.model.prior_mean.astype(
-            np.float32
-        )
-        return out
 
-    def _redraw_outliers(self, std, set_x, mask, cond, rng):
-        if self.max_prior_sd is None:
-            return std
-        limit = float(self.max_prior_sd)
-        bad = ~(np.abs(std) <= limit).all(-1)  # NaN counts as bad
-        n_bad = int(bad.sum())
-        for _ in range(10):
-            if not bad.any():
-                break
-            rows = np.flatnonzero(bad.any(1))
-            z = rng.standard_normal((len(rows),) + std.shape[1:]).astype(np.float32)
-            new = self._runtime.sample(set_x[rows], mask[rows], cond[rows], z)
-            block = std[rows]
-            block[bad[rows]] = new[bad[rows]]
-            std[rows] = block
-            bad = ~(np.abs(std) <= limit).all(-1)
-        if bad.any() or n_bad > 0.01 * bad.size:
-            warnings.warn(
-                f"{n_bad} of {bad.size} draws were beyond {limit:g} prior SDs and redrawn; "
-                f"{int(bad.sum())} remain (the network extrapolates poorly for these data)",
-                UserWarning,
-                stacklevel=3,
-            )
-        return std
+        def draw(rows, r):
+            z = keyed_standard_normal(
+                seed if r == 0 else _round_seed(seed, r), study.keys[rows], n_samples * d
+            ).astype(np.float32)
+            z = z.reshape(len(rows), n_samples, d)
+            return self._runtime.sample(set_x[rows], mask[rows], cond[rows], z, sizes[rows])
+
+        std = draw(np.arange(len(cond)), 0)
+        if self.max_prior_sd is not None:
+            std = redraw_outliers(std, draw, float(self.max_prior_sd), _REDRAW_ROUNDS)
+        return self.encoder_.unstandardize(std)
 
     def transform(self, X):
-        """Draws ``sample(X, self.n_samples, self.random_state)``."""
+        """Draws ``sample(X, self.n_samples, self.random_state)``.
+
+        Parameters
+        ----------
+        X : DataFrame or Study
+            Individuals table.
+
+        Returns
+        -------
+        ndarray of shape (n_individuals, n_samples, n_params), float32
+
+        Examples
+        --------
+        >>> from sknlme.datasets import load_theophylline, pretrained
+        >>> post = pretrained("one-compartment-oral").set_params(n_samples=20, random_state=0)
+        >>> post.transform(load_theophylline()).shape
+        (12, 20, 4)
+        """
         return self.sample(X, self.n_samples, self.random_state)
 
     def log_prob(self, X, phi):
@@ -324,7 +324,7 @@ default="deepset"
 
         Parameters
         ----------
-        X : DataFrame
+        X : DataFrame or Study
             Individuals table with ``n`` rows.
         phi : array-like of shape (n, K, n_params)
             Parameter values (model scale) at which to evaluate each
@@ -333,16 +333,23 @@ default="deepset"
         Returns
         -------
         ndarray of shape (n, K), float64
+
+        Examples
+        --------
+        >>> from sknlme.datasets import load_theophylline, pretrained
+        >>> post = pretrained("one-compartment-oral")
+        >>> X = load_theophylline()
+        >>> post.log_prob(X, post.sample(X, 5, random_state=0)).shape
+        (12, 5)
         """
         phi = np.asarray(phi, dtype=float)
-        set_x, mask, cond = self._inputs(X)
+        _, (set_x, mask, cond), sizes = self._encode(X)
         d = self.model.n_params
         if phi.ndim != 3 or phi.shape[0] != len(cond) or phi.shape[2] != d:
             raise ValueError(f"phi must have shape ({len(cond)}, K, {d}), got {phi.shape}")
-        prior_std = self.model.prior_std
-        std = ((phi - self.model.prior_mean) / prior_std).astype(np.float32)
-        lp = self._runtime.log_prob(set_x, mask, cond, std).astype(float)
-        return lp - np.log(prior_std).sum()
+        std = self.encoder_.standardize(phi)
+        lp = self._runtime.log_prob(set_x, mask, cond, std, sizes).astype(float)
+        return lp + self.encoder_.log_abs_det()
 
     def diagnose(self, X_val, phi_val, n_samples=None, random_state=0):
         """Calibration and recovery metrics on held-out simulations.
@@ -362,6 +369,15 @@ default="deepset"
         DataFrame
             One row per parameter; see
             :func:`sknlme.posterior.posterior_metrics`.
+
+        Examples
+        --------
+        >>> from sknlme.datasets import pretrained
+        >>> post = pretrained("one-compartment-oral")
+        >>> X_val, phi_val = post.model.simulate(50, random_state=1)
+        >>> table = post.diagnose(X_val, phi_val, n_samples=20)
+        >>> list(table.index) == list(post.model.param_names)
+        True
         """
         from ._diagnostics import posterior_metrics
 
@@ -369,42 +385,3 @@ default="deepset"
         return posterior_metrics(
             draws, phi_val, np.diag(self.model.prior_cov), self.model.param_names
         )
-
-    # ------------------------------------------------------------ storage
-    def save(self, path):
-        """Save to one file (zip: JSON header and weights); see :meth:`load`.
-
-        The file records the model by class and constructor arguments. A model
-        whose arguments JSON cannot hold (a :class:`~sknlme.models.FunctionModel`
-        with a Python function, say) is saved by its parameter names and
-        prior only, and must be passed to :meth:`load`.
-        """
-        from ._io import save
-
-        save(self, path)
-
-    @classmethod
-    def load(cls, path, model=None):
-        """Load a posterior saved by :meth:`save`.
-
-        Parameters
-        ----------
-        path : str or Path
-        model : Model, default=None
-            Use this model instead of rebuilding the saved one; its parameter
-            names and training prior must match the saved ones. Required when
-            the saved model could not be recorded.
-        """
-        from ._io import load
-
-        return load(path, model=model)
-
-    def __getstate__(self):
-        from ._io import getstate
-
-        return getstate(self)
-
-    def __setstate__(self, state):
-        from ._io import setstate
-
-        setstate(self, state)

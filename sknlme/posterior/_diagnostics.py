@@ -7,16 +7,16 @@ import pandas as pd
 
 
 def check_draws(draws, truth, param_names=None):
-    """Validate posterior draws against true parameters and name the parameters.
+    """Validate posterior draws against true parameters.
 
     Parameters
     ----------
     draws : array-like of shape (n, K, d)
-        Posterior draws of ``n`` simulated individuals.
+        Posterior draws of ``n`` individuals.
     truth : array-like or DataFrame of shape (n, d)
-        Their true parameters (DataFrame columns name the parameters).
+        Their true parameters (a DataFrame's columns name the parameters).
     param_names : sequence of str, default=None
-        Parameter names; the columns of ``truth``, else ``phi0``, ``phi1``, ...
+        Parameter names; the columns of ``truth`` or ``phi0, phi1, ...`` when None.
 
     Returns
     -------
@@ -33,9 +33,9 @@ def check_draws(draws, truth, param_names=None):
     --------
     >>> import numpy as np
     >>> from sknlme.posterior import check_draws
-    >>> draws, truth, names = check_draws(np.zeros((3, 10, 2)), np.ones((3, 2)))
+    >>> draws, truth, names = check_draws(np.zeros((4, 10, 2)), np.ones((4, 2)))
     >>> draws.shape, truth.shape, names
-    ((3, 10, 2), (3, 2), ['phi0', 'phi1'])
+    ((4, 10, 2), (4, 2), ['phi0', 'phi1'])
     """
     draws = np.asarray(draws, dtype=float)
     if isinstance(truth, pd.DataFrame):
@@ -53,7 +53,24 @@ def check_draws(draws, truth, param_names=None):
 
 
 def sbc_ranks(draws, truth):
-    """Rank statistics: number of draws below the truth, shape (n, d), in 0..K."""
+    """Rank statistics: number of draws below the truth, shape (n, d), in 0..K.
+
+    Parameters
+    ----------
+    draws : array-like of shape (n, K, d)
+    truth : array-like or DataFrame of shape (n, d)
+
+    Returns
+    -------
+    ndarray of shape (n, d), int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sknlme.posterior import sbc_ranks
+    >>> sbc_ranks(np.arange(5.0).reshape(1, 5, 1), [[2.5]])
+    array([[3]])
+    """
     draws, truth, _ = check_draws(draws, truth)
     return (draws < truth[:, None, :]).sum(axis=1)
 
@@ -64,6 +81,25 @@ def ecdf_error(ranks, n_draws):
     Under calibration ``P(rank < j) = j / (K + 1)`` exactly for ``j = 0..K+1``;
     the error is ``max_j |mean(rank < j) - j / (K + 1)|`` (a Kolmogorov-Smirnov
     distance on the rank grid), per parameter.
+
+    Parameters
+    ----------
+    ranks : array-like of shape (n, d)
+        Ranks from :func:`sbc_ranks`.
+    n_draws : int
+        Number of draws ``K`` per individual.
+
+    Returns
+    -------
+    ndarray of shape (d,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sknlme.posterior import ecdf_error
+    >>> ranks = np.arange(10).reshape(10, 1)  # uniform on 0..9 (K = 9)
+    >>> float(ecdf_error(ranks, 9)[0])
+    0.0
     """
     ranks = np.asarray(ranks)
     grid = np.arange(n_draws + 2)
@@ -124,3 +160,5 @@ def posterior_metrics(draws, truth, prior_var, param_names=None, levels=(0.5, 0.
         lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=1)
         out[f"coverage_{level:g}"] = ((lo <= truth) & (truth <= hi)).mean(0)
     return pd.DataFrame(out, index=pd.Index(names, name="parameter"))
+
+

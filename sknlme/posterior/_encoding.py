@@ -14,6 +14,9 @@ Elements are sorted by time (padding last), so sequence networks see a time
 series and set networks do not care. Direct conditions (not part of the set):
 ``log(1 + number of observed values)`` per output, ``log(1 + number of doses)``
 and the simulator covariates, all standardised with training statistics.
+
+Parameters are standardised with the training prior, ``(phi - mean) / sd``
+(networks see standardised parameters in training, sampling and densities).
 """
 
 from __future__ import annotations
@@ -22,8 +25,7 @@ import warnings
 
 import numpy as np
 
-from ..data._padded import Padded, pad_records
-from ..data._records import check_individuals
+from ..data import Padded
 
 
 def _mean_sd(x, axis=0):
@@ -43,56 +45,11 @@ def _names(ids, idx, limit=5):
     return ", ".join(bad) + more
 
 
-def prepare_individuals(X, model):
-    """Validate an individuals table against ``model`` and pad it.
-
-    Parameters
-    ----------
-    X : DataFrame
-        Individuals table (see :func:`sknlme.data.make_individuals`).
-    model : Model
-
-    Returns
-    -------
-    padded : Padded
-    covariates : ndarray of shape (n, n_covariates)
-        The model's simulator covariates, in ``model.covariate_names`` order.
-
-    Raises
-    ------
-    ValueError
-        Naming the first individual with a wrong number of outputs, a
-        non-finite time or dose, a non-positive dose or a missing covariate.
-    """
-    records = check_individuals(X)
-    k = model.n_outputs
-    for ident, rec in zip(X.index, records, strict=True):
-        if rec.n_outputs != k:
-            raise ValueError(
-                f"individual {ident!r} has {rec.n_outputs} outputs, but model {model.name!r} "
-                f"has {k} ({', '.join(map(str, model.output_names))})"
-            )
-        for what, arr in (
-            ("observation times", rec.times),
-            ("dose times", rec.dose_times),
-            ("dose amounts", rec.dose_amounts),
-        ):
-            if not np.all(np.isfinite(arr)):
-                raise ValueError(f"individual {ident!r} has non-finite {what}: {arr.tolist()}")
-        if np.any(np.isinf(rec.values)):
-            raise ValueError(f"individual {ident!r} has infinite values (use NaN for missing)")
-        if np.any(rec.dose_amounts <= 0):
-            raise ValueError(f"individual {ident!r} has non-positive dose amounts")
-    padded = pad_records(records, n_outputs=k)
-    covariates = model.covariate_array(X, len(records))
-    return padded, covariates
-
-
 class Encoder:
     """Set encoding of padded populations with stored standardisation.
 
-    Build it with :meth:`fit` on training designs; :meth:`to_dict` and
-    :meth:`from_dict` give a JSON-serialisable form.
+    Build it with :meth:`fit` on training designs and the training prior;
+    :meth:`to_dict` and :meth:`from_dict` give a JSON-serialisable form.
     """
 
     def __init__(self, state):
@@ -100,8 +57,8 @@ class Encoder:
 
     # ----------------------------------------------------------- training
     @classmethod
-    def fit(cls, padded, covariates):
-        """Standardisation statistics of training data."""
+    def fit(cls, padded, covariates, prior_mean, prior_std):
+        """Standardisation statistics of training data and of the training prior."""
         vm = padded.value_mask()
         dm = padded.dose_mask
         times = np.concatenate([padded.times[padded.obs_mask], padded.dose_times[dm]])
@@ -128,6 +85,8 @@ class Encoder:
             "max_doses": int(dm.sum(1).max()) if dm.size else 0,
             "cov_min": covariates.min(0).tolist() if covariates.shape[1] else [],
             "cov_max": covariates.max(0).tolist() if covariates.shape[1] else [],
+            "param_mean": np.asarray(prior_mean, dtype=float).tolist(),
+            "param_sd": np.asarray(prior_std, dtype=float).tolist(),
         }
         return cls(state)
 
@@ -144,9 +103,37 @@ class Encoder:
         return dict(self.state)
 
     @classmethod
-    def from_dict(cls, state):
-        """Inverse of :meth:`to_dict`."""
+    def from_dict(cls, state, prior_mean=None, prior_std=None):
+        """Inverse of :meth:`to_dict`.
+
+        States saved before the encoder held the parameter standardisation lack
+        ``param_mean``/``param_sd``: they are taken from ``prior_mean`` and
+        ``prior_std`` (the model's training prior).
+        """
+        state = dict(state)
+        for key, value in (("param_mean", prior_mean), ("param_sd", prior_std)):
+            if key not in state:
+                if value is None:
+                    raise ValueError(f"encoder state lacks {key!r}; pass the training prior")
+                state[key] = np.asarray(value, dtype=float).tolist()
         return cls(state)
+
+    # ---------------------------------------------------------- parameters
+    def standardize(self, phi):
+        """Standardised parameters ``(phi - mean) / sd`` (float32) of model-scale ``phi``."""
+        s = self.state
+        phi = np.asarray(phi, dtype=float)
+        return ((phi - np.asarray(s["param_mean"])) / np.asarray(s["param_sd"])).astype(np.float32)
+
+    def unstandardize(self, std):
+        """Model-scale parameters (float32) of standardised ``std``."""
+        s = self.state
+        sd = np.asarray(s["param_sd"]).astype(np.float32)
+        return std * sd + np.asarray(s["param_mean"]).astype(np.float32)
+
+    def log_abs_det(self):
+        """``log |d std / d phi|``: add it to a density of ``std`` to get one of ``phi``."""
+        return -float(np.log(np.asarray(self.state["param_sd"])).sum())
 
     @property
     def n_features(self):
@@ -225,6 +212,17 @@ class Encoder:
         raw = self._raw_conditions(padded, covariates)
         cond = (raw - np.asarray(s["cond_mean"])) / np.asarray(s["cond_sd"])
         return set_x, mask, cond.astype(np.float32)
+
+
+def set_size(n_elements, trained):
+    """Padded set size of one individual with ``n_elements`` elements.
+
+    ``trained`` (the training set size) when the individual fits in it, else
+    the next multiple of 8: it depends on the individual alone, not on the
+    other rows passed with it.
+    """
+    n_elements = np.asarray(n_elements)
+    return np.where(n_elements <= trained, trained, -(-n_elements // 8) * 8)
 
 
 def pad_sets(arrays, size):

@@ -9,9 +9,12 @@ so population code can be tested without training a network.
 
 from __future__ import annotations
 
+from numbers import Integral, Real
+
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 from .._numerics import LOG_2PI
@@ -46,7 +49,7 @@ class ExactGaussianPosterior(TransformerMixin, BaseEstimator):
     Examples
     --------
     >>> from sknlme.models import LinearGaussian
-    >>> from sknlme.posterior._exact import ExactGaussianPosterior
+    >>> from sknlme.posterior import ExactGaussianPosterior
     >>> model = LinearGaussian(n_params=2, sigma=0.3)
     >>> X, _ = model.simulate(3, random_state=0)
     >>> post = ExactGaussianPosterior(model).fit()
@@ -57,12 +60,20 @@ class ExactGaussianPosterior(TransformerMixin, BaseEstimator):
     (3, 50)
     """
 
+    _parameter_constraints = {
+        "model": "no_validation",  # checked in fit (needs exact_posterior)
+        "n_samples": [Interval(Integral, 1, None, closed="left")],
+        "cov_scale": [Interval(Real, 0, None, closed="neither")],
+        "random_state": ["random_state"],
+    }
+
     def __init__(self, model, n_samples=100, cov_scale=1.0, random_state=None):
         self.model = model
         self.n_samples = n_samples
         self.cov_scale = cov_scale
         self.random_state = random_state
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X=None, y=None):
         """Validate the parameters; there is nothing to train.
 
@@ -74,6 +85,14 @@ class ExactGaussianPosterior(TransformerMixin, BaseEstimator):
         Returns
         -------
         self : ExactGaussianPosterior
+
+        Examples
+        --------
+        >>> from sknlme.models import LinearGaussian
+        >>> from sknlme.posterior import ExactGaussianPosterior
+        >>> post = ExactGaussianPosterior(LinearGaussian(n_params=2)).fit()
+        >>> post.n_fit_calls_
+        1
         """
         if not callable(getattr(self.model, "exact_posterior", None)):
             raise TypeError(
@@ -109,6 +128,18 @@ class ExactGaussianPosterior(TransformerMixin, BaseEstimator):
         Returns
         -------
         ndarray of shape (n_individuals, n_samples, n_params)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sknlme.models import LinearGaussian
+        >>> from sknlme.posterior import ExactGaussianPosterior
+        >>> model = LinearGaussian(n_params=2, sigma=0.3)
+        >>> X, _ = model.simulate(4, random_state=0)
+        >>> post = ExactGaussianPosterior(model).fit()
+        >>> draws = post.sample(X, 10, random_state=1)
+        >>> bool(np.array_equal(post.sample(X.iloc[[2, 0]], 10, random_state=1), draws[[2, 0]]))
+        True
         """
         n_samples = int(n_samples)
         if n_samples < 1:
@@ -131,6 +162,17 @@ class ExactGaussianPosterior(TransformerMixin, BaseEstimator):
         Returns
         -------
         ndarray of shape (n, K), float64
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sknlme.models import LinearGaussian
+        >>> from sknlme.posterior import ExactGaussianPosterior
+        >>> model = LinearGaussian(n_params=2, sigma=0.3)
+        >>> X, phi = model.simulate(3, random_state=0)
+        >>> post = ExactGaussianPosterior(model).fit()
+        >>> post.log_prob(X, phi.to_numpy()[:, None, :]).shape
+        (3, 1)
         """
         means, chol, _ = self._moments(X)
         phi = np.asarray(phi, dtype=float)
@@ -143,5 +185,24 @@ class ExactGaussianPosterior(TransformerMixin, BaseEstimator):
         return -0.5 * (z**2).sum(1) - 0.5 * logdet[:, None] - 0.5 * d * LOG_2PI
 
     def transform(self, X):
-        """Posterior draws, ``sample(X, self.n_samples, self.random_state)``."""
+        """Posterior draws, ``sample(X, self.n_samples, self.random_state)``.
+
+        Parameters
+        ----------
+        X : DataFrame or Study
+            Individuals table.
+
+        Returns
+        -------
+        ndarray of shape (n_individuals, n_samples, n_params)
+
+        Examples
+        --------
+        >>> from sknlme.models import LinearGaussian
+        >>> from sknlme.posterior import ExactGaussianPosterior
+        >>> model = LinearGaussian(n_params=2, sigma=0.3)
+        >>> X, _ = model.simulate(3, random_state=0)
+        >>> ExactGaussianPosterior(model, n_samples=5, random_state=0).fit().transform(X).shape
+        (3, 5, 2)
+        """
         return self.sample(X, self.n_samples, random_state=self.random_state)

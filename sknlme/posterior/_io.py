@@ -1,10 +1,11 @@
-"""Saving and loading amortized posteriors (one zip file; also pickling).
+"""Saving and loading the plain state of amortized posteriors (one zip file).
 
 A file is a zip archive holding ``posterior.json`` (format version, package
 versions, estimator parameters, model class and constructor arguments,
 encoder statistics, fitted attributes) and ``weights.npz`` (every network
-variable, keyed by position and path). Pickling uses the same content with the
-model pickled natively.
+variable, keyed by position and path). This module reads and writes that
+state; :class:`~sknlme.posterior.AmortizedPosterior` builds itself from it.
+Pickling uses the same content with the model pickled natively.
 """
 
 from __future__ import annotations
@@ -21,8 +22,6 @@ import numpy as np
 
 FORMAT = "sknlme-amortized-posterior"
 FORMAT_VERSION = 1
-_FITTED = ("set_size_", "n_simulations_", "history_", "training_time_")
-_NOT_SAVED = ("model", "callbacks")
 
 
 def _versions():
@@ -111,39 +110,50 @@ def build_model(spec):
     return model
 
 
-def _header(post, with_model):
-    params = post.get_params(deep=False)
+def make_header(params, encoder, fitted, model=None):
+    """The JSON header of a saved posterior.
+
+    Parameters
+    ----------
+    params : dict
+        Estimator parameters (without the model and callbacks).
+    encoder : dict
+        The encoder state.
+    fitted : dict
+        Fitted attributes.
+    model : Model, default=None
+        Recorded by class and arguments (or by its prior when they cannot be
+        stored); None records no model (pickling, which keeps the model).
+    """
     header = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "versions": _versions(),
-        "params": _jsonable({k: v for k, v in params.items() if k not in _NOT_SAVED}),
-        "encoder": post.encoder_.to_dict(),
-        "fitted": _jsonable({k: getattr(post, k) for k in _FITTED}),
+        "params": _jsonable(params),
+        "encoder": _jsonable(encoder),
+        "fitted": _jsonable(fitted),
     }
-    if with_model:
+    if model is not None:
         try:
-            header["model"] = model_config(post.model)
+            header["model"] = model_config(model)
         except TypeError as exc:  # e.g. a FunctionModel holding a Python function
-            header["model"] = {"class": None, "reason": str(exc)} | prior_spec(post.model)
+            header["model"] = {"class": None, "reason": str(exc)} | prior_spec(model)
     return header
 
 
-def _to_bytes(post, with_model):
+def to_bytes(header, weights):
+    """One zip archive of a header and ``{path: array}`` weights."""
     buf = io.BytesIO()
-    weights = io.BytesIO()
-    np.savez_compressed(weights, **post._runtime.get_weights())
+    packed = io.BytesIO()
+    np.savez_compressed(packed, **weights)
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("posterior.json", json.dumps(_header(post, with_model)))
-        zf.writestr("weights.npz", weights.getvalue())
+        zf.writestr("posterior.json", json.dumps(header))
+        zf.writestr("weights.npz", packed.getvalue())
     return buf.getvalue()
 
 
-def _from_bytes(data, model=None, source="data"):
-    from ._amortized import AmortizedPosterior
-    from ._encoding import Encoder
-    from ._runtime import NetworkRuntime
-
+def from_bytes(data, source="data"):
+    """``(header, weights)`` of :func:`to_bytes` output, with format and version checks."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             header = json.loads(zf.read("posterior.json"))
@@ -168,6 +178,11 @@ def _from_bytes(data, model=None, source="data"):
                 UserWarning,
                 stacklevel=3,
             )
+    return header, weights
+
+
+def header_model(header, model=None, source="data"):
+    """The model of a header: ``model`` checked against the saved prior, or rebuilt."""
     spec = header.get("model")
     if model is None:
         if spec is None or spec["class"] is None:
@@ -176,55 +191,7 @@ def _from_bytes(data, model=None, source="data"):
                 f"{source} cannot rebuild its model ({reason}); pass it: "
                 "AmortizedPosterior.load(path, model=...)"
             )
-        model = build_model(spec)
-    elif spec is not None:
+        return build_model(spec)
+    if spec is not None:
         check_prior(model, spec, f"the model passed to load {source} ({model!r})")
-    params = dict(header["params"])
-    if isinstance(params.get("hidden_units"), list):
-        params["hidden_units"] = tuple(params["hidden_units"])
-    post = AmortizedPosterior(model, **params)
-    for key, value in header["fitted"].items():
-        setattr(post, key, value)
-    post.encoder_ = Encoder.from_dict(header["encoder"])
-    post._check_params()
-    post._runtime = NetworkRuntime.build(post, post.encoder_.n_features, post.encoder_.n_conditions)
-    post._runtime.set_weights(weights)
-    post.estimator_ = post._runtime.estimator
-    return post
-
-
-def save(post, path):
-    """Write ``post`` to ``path`` (a zip file)."""
-    from sklearn.utils.validation import check_is_fitted
-
-    check_is_fitted(post)
-    data = _to_bytes(post, with_model=True)
-    with open(path, "wb") as fh:
-        fh.write(data)
-
-
-def load(path, model=None):
-    """Read a posterior written by :func:`save` (with ``model`` instead of the saved one)."""
-    with open(path, "rb") as fh:
-        data = fh.read()
-    return _from_bytes(data, model=model, source=str(path))
-
-
-def getstate(post):
-    """Pickle state: parameters, plus the serialised networks when fitted."""
-    state = {k: v for k, v in post.__dict__.items() if not k.endswith("_") and k != "_runtime"}
-    if hasattr(post, "_runtime"):
-        state["_sknlme_posterior_bytes"] = _to_bytes(post, with_model=False)
-    return state
-
-
-def setstate(post, state):
-    """Inverse of :func:`getstate`."""
-    state = dict(state)
-    data = state.pop("_sknlme_posterior_bytes", None)
-    post.__dict__.update(state)
-    if data is not None:
-        loaded = _from_bytes(data, model=state["model"], source="pickled posterior")
-        for key in ("estimator_", "encoder_", "_runtime", *_FITTED):
-            setattr(post, key, getattr(loaded, key))
-        post.callbacks = state.get("callbacks")
+    return model

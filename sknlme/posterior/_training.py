@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 from keras.utils import PyDataset
 
-from ..data._padded import Padded
-from ._encoding import Encoder, as_padded, pad_sets, prepare_individuals
+from ..data import Padded
+from ._encoding import Encoder, as_padded, pad_sets
 
 ROUND_SIZE = 5000
 
@@ -29,15 +29,7 @@ def simulate_rounds(model, n, rng, verbose=0):
     for m in sizes:
         design, cov = model.sample_design(m, rng)
         phi = model.sample_prior(m, rng)
-        values = model.simulate_padded(phi, design, cov, rng)
-        padded = Padded(
-            design.times,
-            values,
-            design.obs_mask,
-            design.dose_times,
-            design.dose_amounts,
-            design.dose_mask,
-        )
+        padded = design.replace(values=model.simulate_padded(phi, design, cov, rng))
         cov_arr = model.covariate_array(cov, m)
         chunks.append((padded, cov_arr, phi))
         if progress is not None:
@@ -50,7 +42,8 @@ def simulate_rounds(model, n, rng, verbose=0):
 def presimulated(model, X_sim, phi_sim):
     """Validate user simulations: an individuals table (or Padded) and true parameters."""
     if isinstance(X_sim, pd.DataFrame):
-        padded, cov = prepare_individuals(X_sim, model)
+        study = model.prepare(X_sim, require_values=False)
+        padded, cov = study.padded, study.simulator_covariates
     else:
         padded, cov_df = as_padded(X_sim)
         cov = model.covariate_array(cov_df, padded.n_individuals)
@@ -72,26 +65,11 @@ def presimulated(model, X_sim, phi_sim):
     return [(padded, cov, phi)]
 
 
-def fit_encoder(chunks):
-    """An :class:`Encoder` fit on all chunks (padded to a common width)."""
-    if len(chunks) == 1:
-        return Encoder.fit(chunks[0][0], chunks[0][1])
-    T = max(c[0].times.shape[1] for c in chunks)
-    D = max(c[0].dose_times.shape[1] for c in chunks)
-
-    def widen(a, width, fill):
-        pad = [(0, 0), (0, width - a.shape[1])] + [(0, 0)] * (a.ndim - 2)
-        return np.pad(a, pad, constant_values=fill)
-
-    padded = Padded(
-        np.concatenate([widen(c[0].times, T, 0.0) for c in chunks]),
-        np.concatenate([widen(c[0].values, T, np.nan) for c in chunks]),
-        np.concatenate([widen(c[0].obs_mask, T, False) for c in chunks]),
-        np.concatenate([widen(c[0].dose_times, D, 0.0) for c in chunks]),
-        np.concatenate([widen(c[0].dose_amounts, D, 0.0) for c in chunks]),
-        np.concatenate([widen(c[0].dose_mask, D, False) for c in chunks]),
-    )
-    return Encoder.fit(padded, np.concatenate([c[1] for c in chunks]))
+def fit_encoder(chunks, prior_mean, prior_std):
+    """An :class:`Encoder` fit on all chunks (padded to a common width) and the prior."""
+    padded = Padded.concatenate([c[0] for c in chunks]) if len(chunks) > 1 else chunks[0][0]
+    covariates = np.concatenate([c[1] for c in chunks])
+    return Encoder.fit(padded, covariates, prior_mean, prior_std)
 
 
 def encode_chunks(encoder, chunks):
