@@ -160,5 +160,3 @@ def posterior_metrics(draws, truth, prior_var, param_names=None, levels=(0.5, 0.
         lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=1)
         out[f"coverage_{level:g}"] = ((lo <= truth) & (truth <= hi)).mean(0)
     return pd.DataFrame(out, index=pd.Index(names, name="parameter"))
-
-
