@@ -223,7 +223,17 @@ class BaseObjective:
         return self.value_and_gradient(x)[1]
 
     def value_and_gradient(self, x):  # pragma: no cover - implemented by subclasses
-        """Objective value and gradient over the free parameters."""
+        """Objective value and gradient over the free parameters.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sknlme.population import PopulationObjective
+        >>> obj = PopulationObjective(np.zeros((2, 4, 1)), np.zeros((2, 4)), ["a"])
+        >>> f, g = obj.value_and_gradient(obj.pack())
+        >>> bool(f == obj(obj.pack())), g.shape
+        (True, (2,))
+        """
         raise NotImplementedError
 
     def to_pypesto_problem(self):
