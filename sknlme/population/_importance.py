@@ -174,9 +174,8 @@ class ImportanceObjective(BaseObjective):
         >>> base = PopulationObjective(draws, np.zeros((4, 20)), ["theta0"])
         >>> obj = ImportanceObjective(base, model, X, 50, random_state=0)
         >>> x = obj.pack(beta=[0.0], cov=[[1.0]])
-        >>> phi, log_w = obj.draws(x)
-        >>> phi.shape, log_w.shape
-        ((4, 50, 1), (4, 50))
+        >>> [a.shape for a in obj.draws(x)]
+        [(4, 50, 1), (4, 50)]
         """
         phi, log_w = self._batch(np.asarray(x, dtype=float).reshape(1, -1))
         return phi[:, 0], log_w[0]
