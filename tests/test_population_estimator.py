@@ -18,7 +18,7 @@ from scipy.optimize import minimize
 from sknlme.models import LinearGaussian, Model
 from sknlme.population._estimator import NLMEPopulationEstimator
 from sknlme.population._objective import PopulationObjective
-from sknlme.posterior._exact import ExactGaussianPosterior
+from sknlme.posterior import ExactGaussianPosterior
 
 BETA = np.array([1.0, -0.5])
 SD = np.array([0.5, 0.6])

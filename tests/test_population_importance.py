@@ -15,7 +15,7 @@ from sknlme.models import LinearGaussian
 from sknlme.population import ImportanceObjective, PopulationObjective, amortized_offsets
 from sknlme.population import _importance as imp
 from sknlme.population._importance import likelihood_gaussians
-from sknlme.posterior._exact import ExactGaussianPosterior
+from sknlme.posterior import ExactGaussianPosterior
 
 
 def _setup(n=15, d=2, seed=0, random_effects=None, covariance="diag", covariate_effects=None):

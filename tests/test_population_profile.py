@@ -16,7 +16,7 @@ from scipy.stats import chi2
 from sknlme.models import LinearGaussian
 from sknlme.plotting import plot_profiles
 from sknlme.population import NLMEPopulationEstimator
-from sknlme.posterior._exact import ExactGaussianPosterior
+from sknlme.posterior import ExactGaussianPosterior
 
 matplotlib.use("Agg")
 
@@ -114,7 +114,9 @@ def test_plot_profiles(setup):
 
 
 def test_profile_objective_value_calls_skip_gradient(setup):
-    from sknlme.population._profile import _ProfileObjective
+    """The one problem builder (used by the fit and the profiles) answers value-only
+    calls without a gradient."""
+    from sknlme.population import make_problem
 
     _, _, pop, _ = setup
     calls = []
@@ -128,7 +130,7 @@ def test_profile_objective_value_calls_skip_gradient(setup):
             calls.append("both")
             return pop.objective_.value_and_gradient(x)
 
-    obj = _ProfileObjective(Spy(), pop.x_names_)
+    obj = make_problem(Spy(), pop.x_names_, *pop.objective_.bounds).objective
     f = obj(pop.x_)
     assert calls == ["value"] and f == pop.objective_(pop.x_)
     f2, g = obj(pop.x_, sensi_orders=(0, 1))

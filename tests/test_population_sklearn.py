@@ -36,7 +36,7 @@ from sklearn.utils.estimator_checks import (
 
 from sknlme.models import LinearGaussian
 from sknlme.population import NLMEPopulationEstimator
-from sknlme.posterior._exact import ExactGaussianPosterior
+from sknlme.posterior import ExactGaussianPosterior
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 

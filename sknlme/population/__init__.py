@@ -1,12 +1,26 @@
 """Population level: marginal likelihoods of the population parameters and their estimator."""
 
+from ._base import BaseObjective, population_means
 from ._estimator import NLMEPopulationEstimator
 from ._importance import ImportanceObjective
+from ._multistart import make_problem, random_startpoints, run_multistart
 from ._objective import PopulationObjective, amortized_offsets
+from ._profile import PopulationProfile, profile_fit
+from ._result import PopulationFitResult, information_criteria, population_estimates
 
 __all__ = [
+    "BaseObjective",
     "ImportanceObjective",
     "NLMEPopulationEstimator",
+    "PopulationFitResult",
     "PopulationObjective",
+    "PopulationProfile",
     "amortized_offsets",
+    "information_criteria",
+    "make_problem",
+    "population_estimates",
+    "population_means",
+    "profile_fit",
+    "random_startpoints",
+    "run_multistart",
 ]

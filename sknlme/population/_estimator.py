@@ -2,33 +2,21 @@
 
 from __future__ import annotations
 
-import numbers
-import warnings
-
 import numpy as np
-import pandas as pd
-import pypesto.optimize
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ..data import validate_individuals
+from ._fitted import FittedPopulationMixin
 from ._importance import ImportanceObjective
-from ._inputs import covariate_effects, covariate_matrix, posterior_draws
-from ._multistart import random_startpoints, run_multistart, start_failed
+from ._inputs import covariate_effects, covariate_matrix, posterior_draws, prepare_study
+from ._multistart import random_startpoints, run_multistart, successful_starts
 from ._objective import PopulationObjective
-from ._summary import (
-    derived_quantities,
-    fd_hessian,
-    inverse_hessian,
-    population_table,
-    warn_low_ess,
-)
-
-_LIKELIHOODS = ("amortized", "importance")
+from ._params import PARAMETER_CONSTRAINTS, validate_params
+from ._result import PopulationFitResult
 
 
-class NLMEPopulationEstimator(BaseEstimator):
+class NLMEPopulationEstimator(FittedPopulationMixin, BaseEstimator):
     """Population (NLME) parameters from amortized individual posteriors.
 
     Individual parameters follow ``phi_i ~ N(beta + B^T c_i, Psi)``. The
@@ -48,7 +36,9 @@ class NLMEPopulationEstimator(BaseEstimator):
     covariance : {"diag", "cholesky"} or list of lists of str, default="diag"
         Random-effects covariance: independent, full, or block diagonal.
     random_effects : list of str, default=None
-        Parameters with a random effect (all when None); the others have the
+        Parameters with a random effect; when None, the model's structural
+        parameters (``model.structural_params``: every parameter but the
+        residual-error ones of ``model.error_params``). The others have the
         fixed variance ``variance_floor``.
     covariates : dict, default=None
         Covariate column -> list of parameter names it shifts linearly (in
@@ -57,7 +47,8 @@ class NLMEPopulationEstimator(BaseEstimator):
     fixed : dict, default=None
         Population parameter name (see ``x_names_``) -> value held fixed.
     n_samples : int, default=100
-        Posterior draws per individual for the fit.
+        Posterior draws per individual for the fit (draws are keyed by
+        individual ID, so an individual's terms do not depend on the other rows).
     n_starts : int, default=20
         Optimiser starts, uniform in the bounds.
     optimizer : pypesto.optimize.Optimizer, default=None
@@ -116,6 +107,9 @@ class NLMEPopulationEstimator(BaseEstimator):
         All starts (the importance refinements for that likelihood), sorted.
     objective_ : PopulationObjective or ImportanceObjective
         The objective on the fit draws (kept for :meth:`profile`).
+    result_ : PopulationFitResult
+        The fit result; every other fitted attribute but ``profile_result_``,
+        ``n_features_in_`` and ``feature_names_in_`` is a view of it.
     chosen_start_ : str
         Id of the start whose end point won the re-scoring.
     x_full_ : ndarray
@@ -123,14 +117,14 @@ class NLMEPopulationEstimator(BaseEstimator):
     hessian_, covariance_x_ : ndarray
         Hessian of the negative log-likelihood at ``x_`` and its inverse.
     profile_result_ : pypesto.Result
-        Set by :meth:`profile`.
+        The profiles of the last :meth:`profile` call.
     n_features_in_, feature_names_in_ : int, ndarray
         Columns of the individuals table seen in fit.
 
     Examples
     --------
     >>> from sknlme.models import LinearGaussian
-    >>> from sknlme.posterior._exact import ExactGaussianPosterior
+    >>> from sknlme.posterior import ExactGaussianPosterior
     >>> from sknlme.population import NLMEPopulationEstimator
     >>> model = LinearGaussian(n_params=2, sigma=0.3)
     >>> X, _ = model.simulate(20, random_state=0)
@@ -140,7 +134,11 @@ class NLMEPopulationEstimator(BaseEstimator):
     ['theta0', 'theta1']
     >>> pop.predict(X).shape
     (20, 2)
+    >>> pop.score_samples(X).shape
+    (20,)
     """
+
+    _parameter_constraints: dict = PARAMETER_CONSTRAINTS
 
     _RESCORE_FACTOR = 10
     _N_RESCORE = 5
@@ -187,25 +185,11 @@ class NLMEPopulationEstimator(BaseEstimator):
         return tags
 
     # ------------------------------------------------------------ validation
-    def _check_params(self):
-        for name in ("n_samples", "n_starts"):
-            value = getattr(self, name)
-            if not isinstance(value, numbers.Integral) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        if isinstance(self.covariance, str) and self.covariance not in ("diag", "cholesky"):
-            raise ValueError(
-                f"covariance must be 'diag', 'cholesky' or a list of parameter blocks, "
-                f"got {self.covariance!r}"
-            )
-        if self.likelihood not in _LIKELIHOODS:
-            raise ValueError(f"likelihood must be one of {_LIKELIHOODS}, got {self.likelihood!r}")
-        if self.optimizer is not None and not isinstance(
-            self.optimizer, pypesto.optimize.Optimizer
-        ):
-            raise TypeError(
-                f"optimizer must be a pypesto.optimize.Optimizer, got {type(self.optimizer)}"
-            )
-        self._effects()
+    def _validate_params(self):
+        validate_params(self)
+
+    def _model(self):
+        """The posterior's model, after the checks that need the (fitted) posterior."""
         check_is_fitted(self.posterior)
         model = getattr(self.posterior, "model", None)
         if model is None or not hasattr(model, "param_names"):
@@ -217,30 +201,26 @@ class NLMEPopulationEstimator(BaseEstimator):
             )
         return model
 
-    def _effects(self):
-        return covariate_effects(self.covariates)
-
-    def _draws(self, X, model, n_samples, seed):
-        return posterior_draws(self.posterior, model, X, n_samples, seed)
-
-    def _objective(self, X, model, samples, offsets, fixed, bounds):
-        names = list(self._effects())
-        C = covariate_matrix(X, names)
+    def _objective(self, study, model, samples, offsets, fixed, bounds):
+        effects = covariate_effects(self.covariates)
+        names = list(effects)
+        re = self.random_effects
         return PopulationObjective(
             samples,
             offsets,
             list(model.param_names),
             covariance=self.covariance,
-            random_effects=self.random_effects,
-            covariates=C if names else None,
+            random_effects=list(model.structural_params) if re is None else re,
+            covariates=covariate_matrix(study.covariates, names) if names else None,
             covariate_names=names or None,
-            covariate_effects=self._effects() or None,
+            covariate_effects=effects or None,
             fixed=fixed,
             variance_floor=self.variance_floor,
             bounds=bounds,
         )
 
     # ------------------------------------------------------------------- fit
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Estimate the population parameters.
 
@@ -254,183 +234,66 @@ class NLMEPopulationEstimator(BaseEstimator):
         Returns
         -------
         self : NLMEPopulationEstimator
+
+        Examples
+        --------
+        >>> from sknlme.models import LinearGaussian
+        >>> from sknlme.posterior import ExactGaussianPosterior
+        >>> from sknlme.population import NLMEPopulationEstimator
+        >>> model = LinearGaussian(n_params=1, sigma=0.3)
+        >>> X, _ = model.simulate(20, random_state=0)
+        >>> pop = NLMEPopulationEstimator(ExactGaussianPosterior(model).fit(), n_samples=50,
+        ...                               n_starts=2, random_state=0).fit(X)
+        >>> pop.x_names_
+        ['theta0', 'log_var(theta0)']
         """
-        model = self._check_params()
-        validate_individuals(X, n_outputs=model.n_outputs)
-        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
-        self.n_features_in_ = len(self.feature_names_in_)
+        model = self._model()
+        covariate_effects(self.covariates)
+        study = prepare_study(model, X)
+        validate_data(self, X, reset=True, skip_check_array=True)
         rng = check_random_state(self.random_state)
         seeds = rng.randint(0, 2**31 - 1, size=5)
-        seed_draws, seed_starts, seed_rescore, seed_eval, seed_importance = seeds
-        self._eval_seed = int(seed_eval)
+        seed_draws, seed_starts, seed_rescore, seed_eval, seed_importance = (int(v) for v in seeds)
+        self._eval_seed = seed_eval
 
-        samples, offsets = self._draws(X, model, self.n_samples, int(seed_draws))
-        objective = self._objective(X, model, samples, offsets, self.fixed, self.bounds)
+        samples, offsets = posterior_draws(self.posterior, model, study, self.n_samples, seed_draws)
+        objective = self._objective(study, model, samples, offsets, self.fixed, self.bounds)
         lb, ub = objective.bounds
-        x0 = random_startpoints(lb, ub, self.n_starts, int(seed_starts))
-        result = run_multistart(
-            objective, objective.x_names, lb, ub, x0, self.optimizer, self.n_jobs, self.verbose
-        )
-        ok, failed = self._successful_starts(result)
+        x0 = random_startpoints(lb, ub, self.n_starts, seed_starts)
+        multistart = dict(optimizer=self.optimizer, n_jobs=self.n_jobs, verbose=self.verbose)
+        result = run_multistart(objective, objective.x_names, lb, ub, x0, **multistart)
+        ok, failed = successful_starts(result, stacklevel=3)
         if self.likelihood == "importance":
             # refine the best amortized end points on the exact likelihood
             objective = ImportanceObjective(
-                objective, model, X, self.n_samples, random_state=int(seed_importance)
+                objective, model, study, self.n_samples, random_state=seed_importance
             )
             x0 = np.array([r.x for r in ok[: self._N_REFINE]])
-            result = run_multistart(
-                objective, objective.x_names, lb, ub, x0, self.optimizer, self.n_jobs, self.verbose
-            )
-            ok, failed_refine = self._successful_starts(result)
+            result = run_multistart(objective, objective.x_names, lb, ub, x0, **multistart)
+            ok, failed_refine = successful_starts(result, stacklevel=3)
             failed += failed_refine
-        self.n_starts_failed_ = failed
         best = ok[0].fval
-        self.n_starts_converged_ = sum(r.fval - best <= max(0.01, 1e-6 * abs(best)) for r in ok)
+        converged = sum(r.fval - best <= max(0.01, 1e-6 * abs(best)) for r in ok)
 
         # re-score the best few starts on fresh, larger draws (fixed seed)
-        rescorer = self._rescorer(objective, X, model, int(seed_rescore))
+        n_draws = self._RESCORE_FACTOR * self.n_samples
+        if isinstance(objective, ImportanceObjective):
+            rescorer = objective.with_draws(n_draws, random_state=seed_rescore)
+        else:
+            draws = posterior_draws(self.posterior, model, study, n_draws, seed_rescore)
+            rescorer = objective.with_samples(*draws)
         candidates = ok[: self._N_RESCORE]
         values = [rescorer(r.x) for r in candidates]
         chosen = candidates[int(np.nanargmin(values))]
-        self._set_estimate(rescorer, objective, chosen, min(values), model, X)
-        self.optimize_result_ = result
-        self.objective_ = objective
-        self.chosen_start_ = chosen.id
+        self.result_ = PopulationFitResult.from_fit(
+            objective,
+            rescorer,
+            chosen,
+            min(values),
+            result,
+            study.index,
+            converged,
+            failed,
+            self._ESS_WARN_FRACTION,
+        )
         return self
-
-    def _successful_starts(self, result):
-        """Starts that ended at a finite value (sorted), and the number that failed."""
-        starts = result.optimize_result.list
-        ok = [r for r in starts if not start_failed(r)]
-        if not ok:
-            raise RuntimeError(
-                f"all {len(starts)} optimiser starts failed; first message: {starts[0].message}"
-            )
-        if len(ok) < len(starts):
-            warnings.warn(
-                f"{len(starts) - len(ok)} of {len(starts)} optimiser starts failed "
-                f"(e.g. {next(r.message for r in starts if start_failed(r))!r}); "
-                "the estimate uses the others",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-        return ok, len(starts) - len(ok)
-
-    def _rescorer(self, objective, X, model, seed):
-        """``objective`` on ``_RESCORE_FACTOR`` times more fresh draws."""
-        n_draws = self._RESCORE_FACTOR * self.n_samples
-        if isinstance(objective, ImportanceObjective):
-            return objective.with_draws(n_draws, random_state=seed)
-        return objective.with_samples(*self._draws(X, model, n_draws, seed))
-
-    def _set_estimate(self, rescorer, objective, chosen, fval, model, X):
-        names = list(model.param_names)
-        x = np.asarray(chosen.x, dtype=float)
-        self.x_, self.x_names_ = x.copy(), list(objective.x_names)
-        self.x_full_ = objective.x_full(x)
-        est = objective.unpack(x)
-        cov_names = list(self._effects())
-        self.fixed_effects_ = pd.Series(est["beta"], index=names, name="fixed_effects")
-        self.covariate_effects_ = pd.DataFrame(est["B"], index=cov_names, columns=names)
-        re = [p for p in names if p in set(self.random_effects or names)]
-        sd = np.sqrt(np.diag(est["cov"]))
-        self.random_effects_ = pd.Series(
-            sd[[names.index(p) for p in re]], index=re, name="sd", dtype=float
-        )
-        self.covariance_ = pd.DataFrame(est["cov"], index=names, columns=names)
-        self.loglik_ = -float(fval)
-        k, n = len(x), len(X)
-        self.aic_ = 2 * k - 2 * self.loglik_
-        self.bic_ = k * np.log(n) - 2 * self.loglik_
-        self.hessian_ = fd_hessian(rescorer.gradient, x)
-        self.covariance_x_ = inverse_hessian(self.hessian_, self.x_names_)
-        se = np.sqrt(
-            np.where(np.diag(self.covariance_x_) >= 0, np.diag(self.covariance_x_), np.nan)
-        )
-        self.standard_errors_ = pd.Series(se, index=self.x_names_, name="se")
-        w = rescorer.weights(x)
-        self.ess_ = pd.Series(1.0 / np.sum(w**2, axis=1), index=X.index, name="ess")
-        warn_low_ess(self.ess_, w.shape[1], self._ESS_WARN_FRACTION)
-
-    # -------------------------------------------------------- after fitting
-    def _eval_objective(self, X):
-        """The fitted kind of objective on ``X``, with fresh draws (fixed seed)."""
-        check_is_fitted(self, "x_")
-        model = self._check_params()
-        validate_individuals(X, n_outputs=model.n_outputs)
-        if self.likelihood == "importance":
-            samples, offsets = self._draws(X, model, self.n_samples, self._eval_seed)
-            base = self._objective(X, model, samples, offsets, None, None)
-            n_draws = self._RESCORE_FACTOR * self.n_samples
-            return ImportanceObjective(base, model, X, n_draws, random_state=self._eval_seed)
-        samples, offsets = self._draws(
-            X, model, self._RESCORE_FACTOR * self.n_samples, self._eval_seed
-        )
-        return self._objective(X, model, samples, offsets, None, None)
-
-    def score(self, X, y=None):
-        """Mean log-likelihood per individual of ``X`` under the fitted population.
-
-        Uses fresh posterior draws (``10 * n_samples``, fixed seed) and the
-        same likelihood kind as the fit; works for held-out individuals.
-
-        Parameters
-        ----------
-        X : DataFrame
-            Individuals table.
-        y : None
-            Ignored.
-
-        Returns
-        -------
-        float
-        """
-        objective = self._eval_objective(X)
-        return float(np.mean(objective.individual_loglik(self.x_full_)))
-
-    def predict(self, X):
-        """Individual parameter estimates given the fitted population.
-
-        Conditional means ``E[phi_i | y_i, theta]`` by self-normalised
-        importance weights of the posterior draws.
-
-        Parameters
-        ----------
-        X : DataFrame
-            Individuals table.
-
-        Returns
-        -------
-        DataFrame
-            Indexed like ``X``, one column per parameter.
-        """
-        means = self._eval_objective(X).conditional_means(self.x_full_)
-        return pd.DataFrame(means, index=X.index, columns=list(self.posterior.model.param_names))
-
-    def summary(self, confidence=0.95):
-        """Parameter table like NONMEM's or Monolix's output.
-
-        Parameters
-        ----------
-        confidence : float, default=0.95
-            Level of the Wald intervals.
-
-        Returns
-        -------
-        DataFrame
-            One row per fixed effect, covariate effect, random-effect SD and
-            variance, and correlation: ``parameter, kind, estimate, se,
-            rse_percent, ci_lower, ci_upper, fixed``.
-        """
-        check_is_fitted(self, "x_")
-
-        def derived(x):
-            return derived_quantities(self.objective_.unpack(x), self.objective_.layout)
-
-        return population_table(derived, self.x_, self.covariance_x_, confidence)
-
-    def profile(self, params=None, confidence=0.95, **kwargs):
-        """Profile likelihoods and confidence intervals (see :func:`profile_population`)."""
-        from ._profile import profile_population
-
-        return profile_population(self, params=params, confidence=confidence, **kwargs)

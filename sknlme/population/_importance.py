@@ -34,62 +34,17 @@ import numpy as np
 from scipy.special import gammaln, logsumexp
 from sklearn.utils import check_random_state
 
-from .._numerics import LOG_2PI
-from ..data import covariate_columns, to_padded
+from .._numerics import LOG_2PI, central_points, central_quotients
+from ..simulate import draw_seed
+from ._base import BaseObjective, population_means
+from ._proposal import keyed_t_draws, likelihood_gaussians
 
 __all__ = ["ImportanceObjective", "likelihood_gaussians"]
 
 _BATCH_DRAWS = 2**20  # draws per likelihood call when batching parameter vectors
 
 
-def likelihood_gaussians(draws, prior_mean, prior_cov, min_precision=1e-8):
-    """Gaussian approximations of individual likelihoods from posterior draws.
-
-    Parameters
-    ----------
-    draws : array-like of shape (n, K, r)
-        Posterior draws under the prior ``N(prior_mean, prior_cov)``.
-    prior_mean : array-like of shape (r,)
-    prior_cov : array-like of shape (r,) or (r, r)
-        Variances or covariance of the prior.
-    min_precision : float, default=1e-8
-        Floor of the eigenvalues of the likelihood precision (a posterior wider
-        than the prior in some direction carries no information there).
-
-    Returns
-    -------
-    precision : ndarray of shape (n, r, r)
-        ``S_q^-1 - S_0^-1`` with eigenvalues floored at ``min_precision``.
-    shift : ndarray of shape (n, r)
-        ``S_q^-1 mu_q - S_0^-1 mu_0``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> rng = np.random.default_rng(0)
-    >>> # likelihood N(1, 0.5^2) and prior N(0, 1): posterior N(0.8, 0.2)
-    >>> draws = rng.normal(0.8, np.sqrt(0.2), size=(1, 200_000, 1))
-    >>> lam, eta = likelihood_gaussians(draws, [0.0], [[1.0]])
-    >>> np.round([lam[0, 0, 0], eta[0, 0] / lam[0, 0, 0]], 1)
-    array([4., 1.])
-    """
-    draws = np.asarray(draws, dtype=float)
-    n, K, r = draws.shape
-    if K < r + 2:
-        raise ValueError(f"need at least {r + 2} draws per individual for {r} random effects")
-    mean = draws.mean(axis=1)
-    centred = draws - mean[:, None, :]
-    cov = np.einsum("nkr,nks->nrs", centred, centred) / (K - 1)
-    prior_cov = np.asarray(prior_cov, dtype=float)
-    prior_prec = np.linalg.inv(np.diag(prior_cov) if prior_cov.ndim == 1 else prior_cov)
-    post_prec = np.linalg.inv(cov)
-    w, V = np.linalg.eigh(post_prec - prior_prec)
-    precision = np.einsum("nrj,nj,nsj->nrs", V, np.maximum(w, min_precision), V)
-    shift = np.einsum("nrs,ns->nr", post_prec, mean) - prior_prec @ np.asarray(prior_mean, float)
-    return precision, shift
-
-
-class ImportanceObjective:
+class ImportanceObjective(BaseObjective):
     """Negative importance-sampling log-likelihood of the population parameters.
 
     Same parameter layout, bounds and covariates as the amortized objective
@@ -103,18 +58,40 @@ class ImportanceObjective:
         draws give the likelihood approximations, its layout the parameters).
     model : Model
         The individual model; needs ``has_likelihood``.
-    X : DataFrame
-        Individuals table, in the row order of ``base``.
+    X : Study or DataFrame
+        The individuals, in the row order of ``base`` (a DataFrame is prepared
+        with ``model.prepare``).
     n_draws : int
         Proposal draws per individual.
     random_state : int, RandomState or None, default=None
-        Seeds the standardised proposal draws.
+        Seeds the standardised proposal draws. They are keyed by individual:
+        an individual's draws depend only on the seed and its ID (normals from
+        :func:`sknlme.simulate.keyed_standard_normal`; the t mixing variable
+        ``chi2(df)`` as a sum of ``df`` squared keyed normals for an integer
+        ``df``, else by the inverse chi-square CDF of one keyed normal).
     df : float, default=5.0
         Degrees of freedom of the Student t proposal.
     inflation : float, default=1.5
         Factor on the proposal's scale.
     rel_step : float, default=1e-5
         Relative step of the central-difference gradient.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sknlme.models import LinearGaussian
+    >>> from sknlme.posterior import ExactGaussianPosterior
+    >>> from sknlme.population import ImportanceObjective, PopulationObjective, amortized_offsets
+    >>> model = LinearGaussian(n_params=1, sigma=0.3)
+    >>> X, _ = model.simulate(5, random_state=0)
+    >>> draws = ExactGaussianPosterior(model).fit().sample(X, 50, random_state=0)
+    >>> base = PopulationObjective(draws, amortized_offsets(draws, model.prior_mean,
+    ...                                                     model.prior_cov), ["theta0"])
+    >>> obj = ImportanceObjective(base, model, X, 100, random_state=0)
+    >>> x = obj.pack(beta=[0.0], cov=[[1.0]])
+    >>> exact = model.marginal_loglik(X, np.zeros(1), np.eye(1))
+    >>> bool(np.allclose(obj.individual_loglik(x), exact, atol=0.1))
+    True
     """
 
     def __init__(
@@ -122,19 +99,20 @@ class ImportanceObjective:
     ):
         if not model.has_likelihood:
             raise ValueError(f"{model!r} has no observation likelihood")
-        if len(X) != base.n:
-            raise ValueError(f"X has {len(X)} individuals, the draws {base.n}")
+        study = model.prepare(X)
+        if len(study) != base.n:
+            raise ValueError(f"X has {len(study)} individuals, the draws {base.n}")
         self.layout = base.layout
         self.covariates = base.covariates
-        self._base = base
         self.model = model
         self.df, self.inflation, self.rel_step = float(df), float(inflation), float(rel_step)
         names = self.layout.param_names
         self.re = np.array([names.index(p) for p in self.layout.random_effects], dtype=int)
         self.fe = np.array([j for j in range(len(names)) if j not in set(self.re)], dtype=int)
-        self._padded = to_padded(X, n_outputs=model.n_outputs)
-        self._covs = X[covariate_columns(X)]
-        self._ids = X.index.tolist()
+        self._padded = study.padded
+        self._covs = study.covariates
+        self._ids = study.ids
+        self._keys = study.keys
         mean = np.asarray(model.prior_mean, dtype=float)
         cov = np.asarray(model.prior_cov, dtype=float)
         cov = np.diag(cov) if cov.ndim == 1 else cov
@@ -150,10 +128,9 @@ class ImportanceObjective:
         if int(n_draws) < 1:
             raise ValueError(f"n_draws must be >= 1, got {n_draws}")
         K = int(n_draws) if self.re.size else 1
-        rng = check_random_state(random_state)
-        e = rng.standard_normal((self.n, K, self.re.size))
-        u = np.sqrt(self.df / rng.chisquare(self.df, size=(self.n, K)))
-        self._std = e * u[:, :, None]  # standardised t draws
+        self._std = keyed_t_draws(
+            draw_seed(check_random_state(random_state)), self._keys, K, self.re.size, self.df
+        )
         r, nu = self.re.size, self.df
         self._log_t0 = (
             gammaln((nu + r) / 2) - gammaln(nu / 2) - 0.5 * r * np.log(nu * np.pi)
@@ -162,28 +139,44 @@ class ImportanceObjective:
         self._cache = (None, None)
 
     def with_draws(self, n_draws, random_state=None):
-        """The same objective on fresh proposal draws (``n_draws`` per individual)."""
+        """The same objective on fresh proposal draws (``n_draws`` per individual).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sknlme.models import LinearGaussian
+        >>> from sknlme.posterior import ExactGaussianPosterior
+        >>> from sknlme.population import ImportanceObjective, PopulationObjective
+        >>> model = LinearGaussian(n_params=1, sigma=0.3)
+        >>> X, _ = model.simulate(4, random_state=0)
+        >>> draws = ExactGaussianPosterior(model).fit().sample(X, 20, random_state=0)
+        >>> base = PopulationObjective(draws, np.zeros((4, 20)), ["theta0"])
+        >>> ImportanceObjective(base, model, X, 10).with_draws(30, random_state=1).K
+        30
+        """
         new = copy.copy(self)
         new._draw_base(n_draws, random_state)
         return new
 
-    # ------------------------------------------------------------ layout
-    x_names = property(lambda self: list(self.layout.x_names))
-    x_names_full = property(lambda self: list(self.layout.x_names_full))
-    n_x = property(lambda self: self.layout.n_x)
-    bounds = property(lambda self: self.layout.bounds)
-
-    def x_full(self, x_free):
-        """Full parameter vector from the free one."""
-        return self.layout.x_full(x_free)
-
-    def unpack(self, x):
-        """``dict(beta, B, cov)`` for free ``x`` (see ``Parametrization.unpack``)."""
-        return self.layout.unpack(x)
-
     # ------------------------------------------------------------ evaluation
     def draws(self, x):
-        """Proposal draws ``phi`` (n, K, d) at ``x`` and their log weights (n, K)."""
+        """Proposal draws ``phi`` (n, K, d) at ``x`` and their log weights (n, K).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sknlme.models import LinearGaussian
+        >>> from sknlme.posterior import ExactGaussianPosterior
+        >>> from sknlme.population import ImportanceObjective, PopulationObjective
+        >>> model = LinearGaussian(n_params=1, sigma=0.3)
+        >>> X, _ = model.simulate(4, random_state=0)
+        >>> draws = ExactGaussianPosterior(model).fit().sample(X, 20, random_state=0)
+        >>> base = PopulationObjective(draws, np.zeros((4, 20)), ["theta0"])
+        >>> obj = ImportanceObjective(base, model, X, 50, random_state=0)
+        >>> x = obj.pack(beta=[0.0], cov=[[1.0]])
+        >>> [a.shape for a in obj.draws(x)]
+        [(4, 50, 1), (4, 50)]
+        """
         phi, log_w = self._batch(np.asarray(x, dtype=float).reshape(1, -1))
         return phi[:, 0], log_w[0]
 
@@ -197,7 +190,7 @@ class ImportanceObjective:
         psi_cov = np.empty((b, self.re.size, self.re.size))
         for t, x in enumerate(xs):
             beta, B, L = self.layout.factors(x)
-            means[t] = self._base._means(beta, B)
+            means[t] = population_means(beta, B, self.covariates)
             psi_cov[t] = (L @ L.T)[np.ix_(self.re, self.re)]
         phi = np.empty((n, b, K, d))
         phi[..., self.fe] = means[:, :, self.fe].transpose(1, 0, 2)[:, :, None, :]
@@ -225,20 +218,39 @@ class ImportanceObjective:
         prec_pop = np.linalg.inv(psi_cov)
         prec = self._lam + prec_pop[:, None]  # (b, n, r, r)
         chol_prec = np.linalg.cholesky(prec)
-        centre = np.linalg.solve(prec, (self._eta + m @ prec_pop)[..., None])[..., 0]
+        # broadcast products, not one BLAS call over all n rows: row i then depends on
+        # individual i alone, bit for bit (subsets and permutations give the same rows)
+        shift = np.sum(m[..., :, None] * prec_pop[:, None], axis=-2)  # m @ prec_pop
+        centre = np.linalg.solve(prec, (self._eta + shift)[..., None])[..., 0]
         # scale S = inflation^2 prec^-1 = A A^T with A = inflation chol_prec^-T
         A = self.inflation * np.swapaxes(np.linalg.inv(chol_prec), -1, -2)
         psi = centre[:, :, None, :] + self._std @ np.swapaxes(A, -1, -2)
         log_det_A = np.sum(np.log(np.abs(np.diagonal(A, axis1=-2, axis2=-1))), axis=-1)
-        resid = (psi - m[:, :, None, :]).reshape(b, -1, r)
-        z = resid @ np.swapaxes(np.linalg.inv(L_pop), -1, -2)  # L_pop^-1 (psi - m)
-        log_pop = -0.5 * np.sum(z**2, axis=2).reshape(b, n, self.K)
+        resid = psi - m[:, :, None, :]
+        z = resid @ np.swapaxes(np.linalg.inv(L_pop), -1, -2)[:, None]  # L_pop^-1 (psi - m)
+        log_pop = -0.5 * np.sum(z**2, axis=3)
         log_norm = np.sum(np.log(np.diagonal(L_pop, axis1=1, axis2=2)), axis=1) + 0.5 * r * LOG_2PI
         log_pop -= log_norm[:, None, None]
         return psi, log_pop - (self._log_t0 - log_det_A[:, :, None])
 
     def individual_loglik(self, x):
-        """Per-individual estimates ``log L_i``, shape (n,)."""
+        """Per-individual estimates ``log L_i``, shape (n,).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sknlme.models import LinearGaussian
+        >>> from sknlme.posterior import ExactGaussianPosterior
+        >>> from sknlme.population import ImportanceObjective, PopulationObjective
+        >>> model = LinearGaussian(n_params=1, sigma=0.3)
+        >>> X, _ = model.simulate(4, random_state=0)
+        >>> draws = ExactGaussianPosterior(model).fit().sample(X, 20, random_state=0)
+        >>> base = PopulationObjective(draws, np.zeros((4, 20)), ["theta0"])
+        >>> obj = ImportanceObjective(base, model, X, 50, random_state=0)
+        >>> x = obj.pack(beta=[0.0], cov=[[1.0]])
+        >>> bool(np.isclose(obj.individual_loglik(x).sum(), -obj(x)))
+        True
+        """
         return logsumexp(self.draws(x)[1], axis=1) - np.log(self.K)
 
     def _values(self, xs):
@@ -252,7 +264,23 @@ class ImportanceObjective:
         return out
 
     def __call__(self, x):
-        """Negative log-likelihood at free ``x``."""
+        """Negative log-likelihood at free ``x``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sknlme.models import LinearGaussian
+        >>> from sknlme.posterior import ExactGaussianPosterior
+        >>> from sknlme.population import ImportanceObjective, PopulationObjective
+        >>> model = LinearGaussian(n_params=1, sigma=0.3)
+        >>> X, _ = model.simulate(4, random_state=0)
+        >>> draws = ExactGaussianPosterior(model).fit().sample(X, 20, random_state=0)
+        >>> base = PopulationObjective(draws, np.zeros((4, 20)), ["theta0"])
+        >>> obj = ImportanceObjective(base, model, X, 50, random_state=0)
+        >>> x = obj.pack(beta=[0.0], cov=[[1.0]])
+        >>> bool(np.isfinite(obj(x)))
+        True
+        """
         x = np.asarray(x, dtype=float).reshape(-1)
         key = x.tobytes()
         cached_key, value = self._cache
@@ -267,7 +295,23 @@ class ImportanceObjective:
     def gradient(self, x):
         """Central-difference gradient at free ``x``, shape ``(n_x,)``.
 
-        The ``2 n_x`` points are evaluated in one batch (see :meth:`_batch`).
+        The ``2 n_x`` points are evaluated in one batch (one call of the model's
+        likelihood per chunk of at most ``2**20`` draws).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sknlme.models import LinearGaussian
+        >>> from sknlme.posterior import ExactGaussianPosterior
+        >>> from sknlme.population import ImportanceObjective, PopulationObjective
+        >>> model = LinearGaussian(n_params=1, sigma=0.3)
+        >>> X, _ = model.simulate(4, random_state=0)
+        >>> draws = ExactGaussianPosterior(model).fit().sample(X, 20, random_state=0)
+        >>> base = PopulationObjective(draws, np.zeros((4, 20)), ["theta0"])
+        >>> obj = ImportanceObjective(base, model, X, 50, random_state=0)
+        >>> x = obj.pack(beta=[0.0], cov=[[1.0]])
+        >>> obj.gradient(x).shape
+        (2,)
         """
         return self._gradient(np.asarray(x, dtype=float).reshape(-1), with_value=False)[1]
 
@@ -275,11 +319,7 @@ class ImportanceObjective:
         """``(value or None, gradient)``; the value joins the batch when not cached."""
         if not np.all(np.isfinite(x)):
             return (np.nan if with_value else None), np.full(x.size, np.nan)
-        h = self.rel_step * np.maximum(1.0, np.abs(x))
-        xs = np.repeat(x[None], 2 * x.size, axis=0)
-        steps = np.arange(x.size)
-        xs[2 * steps, steps] += h
-        xs[2 * steps + 1, steps] -= h
+        xs, h = central_points(x, self.rel_step)
         value = None
         if with_value:
             key = x.tobytes()
@@ -291,19 +331,68 @@ class ImportanceObjective:
         if with_value and value is None:
             value = float(f[-1])
             self._cache = (key, value)
-        return value, (f[0 : 2 * x.size : 2] - f[1 : 2 * x.size : 2]) / (2 * h)
+        return value, central_quotients(f[: 2 * x.size], h)
 
     def value_and_gradient(self, x):
-        """Objective value and gradient over the free parameters (one batch)."""
+        """Objective value and gradient over the free parameters (one batch).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sknlme.models import LinearGaussian
+        >>> from sknlme.posterior import ExactGaussianPosterior
+        >>> from sknlme.population import ImportanceObjective, PopulationObjective
+        >>> model = LinearGaussian(n_params=1, sigma=0.3)
+        >>> X, _ = model.simulate(4, random_state=0)
+        >>> draws = ExactGaussianPosterior(model).fit().sample(X, 20, random_state=0)
+        >>> base = PopulationObjective(draws, np.zeros((4, 20)), ["theta0"])
+        >>> obj = ImportanceObjective(base, model, X, 50, random_state=0)
+        >>> x = obj.pack(beta=[0.0], cov=[[1.0]])
+        >>> f, g = obj.value_and_gradient(x)
+        >>> bool(f == obj(x)), g.shape
+        (True, (2,))
+        """
         return self._gradient(np.asarray(x, dtype=float).reshape(-1), with_value=True)
 
     def weights(self, x):
-        """Normalised importance weights, shape (n, K)."""
+        """Normalised importance weights, shape (n, K).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sknlme.models import LinearGaussian
+        >>> from sknlme.posterior import ExactGaussianPosterior
+        >>> from sknlme.population import ImportanceObjective, PopulationObjective
+        >>> model = LinearGaussian(n_params=1, sigma=0.3)
+        >>> X, _ = model.simulate(4, random_state=0)
+        >>> draws = ExactGaussianPosterior(model).fit().sample(X, 20, random_state=0)
+        >>> base = PopulationObjective(draws, np.zeros((4, 20)), ["theta0"])
+        >>> obj = ImportanceObjective(base, model, X, 50, random_state=0)
+        >>> x = obj.pack(beta=[0.0], cov=[[1.0]])
+        >>> np.allclose(obj.weights(x).sum(axis=1), 1.0)
+        True
+        """
         log_w = self.draws(x)[1]
         return np.exp(log_w - logsumexp(log_w, axis=1, keepdims=True))
 
     def conditional_means(self, x):
-        """``E[phi_i | y_i, theta]`` by the weighted proposal draws, shape (n, d)."""
+        """``E[phi_i | y_i, theta]`` by the weighted proposal draws, shape (n, d).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sknlme.models import LinearGaussian
+        >>> from sknlme.posterior import ExactGaussianPosterior
+        >>> from sknlme.population import ImportanceObjective, PopulationObjective
+        >>> model = LinearGaussian(n_params=1, sigma=0.3)
+        >>> X, _ = model.simulate(4, random_state=0)
+        >>> draws = ExactGaussianPosterior(model).fit().sample(X, 20, random_state=0)
+        >>> base = PopulationObjective(draws, np.zeros((4, 20)), ["theta0"])
+        >>> obj = ImportanceObjective(base, model, X, 50, random_state=0)
+        >>> x = obj.pack(beta=[0.0], cov=[[1.0]])
+        >>> obj.conditional_means(x).shape
+        (4, 1)
+        """
         phi, log_w = self.draws(x)
         w = np.exp(log_w - logsumexp(log_w, axis=1, keepdims=True))
         return np.einsum("nk,nkd->nd", w, phi)

@@ -9,15 +9,34 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..data import covariate_columns
+from ..data import Study, validate_individuals
 from ._objective import amortized_offsets
 
-__all__ = ["covariate_effects", "covariate_matrix", "posterior_draws"]
+__all__ = ["covariate_effects", "covariate_matrix", "posterior_draws", "prepare_study"]
 
 
 def _ident(X, i):
     """The ID of row ``i`` as a plain Python value (for messages)."""
     return X.index[[i]].tolist()[0]
+
+
+def prepare_study(model, X):
+    """``model.prepare(X)``: the individuals table validated once for ``model``.
+
+    Anything but a DataFrame or a Study gets the TypeError of
+    :func:`sknlme.data.validate_individuals` (which names the expected table).
+
+    Examples
+    --------
+    >>> from sknlme.models import LinearGaussian
+    >>> model = LinearGaussian()
+    >>> X, _ = model.simulate(3, random_state=0)
+    >>> len(prepare_study(model, X))
+    3
+    """
+    if not isinstance(X, pd.DataFrame | Study):
+        validate_individuals(X, n_outputs=model.n_outputs)
+    return model.prepare(X)
 
 
 def covariate_effects(covariates):
@@ -40,11 +59,19 @@ def covariate_effects(covariates):
 def covariate_matrix(X, names):
     """Float matrix (n, p) of the covariate columns ``names`` of ``X``.
 
+    ``X`` is a study's ``covariates`` DataFrame (every column a covariate).
     Raises a ValueError naming the column when it is absent or not numeric
     (encode categories first, e.g. with ``OneHotEncoder``) and naming the
     individual when a value is missing or infinite.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> covariate_matrix(pd.DataFrame({"WT": [60, 80], "AGE": [30, 40]}), ["AGE"])
+    array([[30.],
+           [40.]])
     """
-    present = covariate_columns(X)
+    present = list(X.columns)
     cols = []
     for name in names:
         if name not in present:
@@ -65,18 +92,30 @@ def covariate_matrix(X, names):
     return np.stack(cols, axis=1) if cols else np.empty((len(X), 0))
 
 
-def posterior_draws(posterior, model, X, n_samples, seed):
-    """Posterior draws (n, K, d) and their amortized offsets ``-log p0(phi_ik)`` (n, K)."""
-    samples = np.asarray(posterior.sample(X, n_samples, random_state=seed))
+def posterior_draws(posterior, model, study, n_samples, seed):
+    """Posterior draws (n, K, d) and their amortized offsets ``-log p0(phi_ik)`` (n, K).
+
+    Examples
+    --------
+    >>> from sknlme.models import LinearGaussian
+    >>> from sknlme.posterior import ExactGaussianPosterior
+    >>> model = LinearGaussian(n_params=2)
+    >>> X, _ = model.simulate(3, random_state=0)
+    >>> post = ExactGaussianPosterior(model).fit()
+    >>> draws, offsets = posterior_draws(post, model, model.prepare(X), 5, seed=0)
+    >>> draws.shape, offsets.shape
+    ((3, 5, 2), (3, 5))
+    """
+    samples = np.asarray(posterior.sample(study, n_samples, random_state=seed))
     d = len(model.param_names)
-    if samples.shape != (len(X), n_samples, d):
+    if samples.shape != (len(study), n_samples, d):
         raise ValueError(
             f"posterior.sample returned shape {samples.shape}, expected "
-            f"({len(X)}, {n_samples}, {d}) for the parameters {list(model.param_names)} "
+            f"({len(study)}, {n_samples}, {d}) for the parameters {list(model.param_names)} "
             "of posterior.model: is the posterior trained for another model?"
         )
     bad = ~np.all(np.isfinite(samples), axis=(1, 2))
     if bad.any():
         i = np.flatnonzero(bad)[0]
-        raise ValueError(f"posterior draws of individual {_ident(X, i)!r} are not finite")
+        raise ValueError(f"posterior draws of individual {study.ids[i]!r} are not finite")
     return samples, amortized_offsets(samples, model.prior_mean, model.prior_cov)

@@ -20,16 +20,26 @@ from __future__ import annotations
 
 import copy
 import time
+import warnings
 
 import numba
 import numpy as np
 import pypesto
 import pypesto.optimize
 from joblib import Parallel, delayed, effective_n_jobs
+from pypesto.C import FVAL, GRAD, MODE_FUN
+from pypesto.objective import ObjectiveBase
 from sklearn.utils import check_random_state
 from threadpoolctl import threadpool_limits
 
-__all__ = ["default_optimizer", "make_problem", "random_startpoints", "run_multistart"]
+__all__ = [
+    "PypestoObjective",
+    "default_optimizer",
+    "make_problem",
+    "random_startpoints",
+    "run_multistart",
+    "successful_starts",
+]
 
 
 def default_optimizer():
@@ -42,35 +52,99 @@ def default_optimizer():
     0.17 / 0.56 s, and only 5 of 8 Cholesky starts reached the best value
     (L-BFGS-B: 8 of 8). Both found the same optimum. Fides can still be passed
     as ``optimizer=``.
+
+    Examples
+    --------
+    >>> default_optimizer().method
+    'L-BFGS-B'
     """
     return pypesto.optimize.ScipyOptimizer(
         method="L-BFGS-B", options={"maxiter": 1000, "ftol": 1e-12, "gtol": 1e-7}
     )
 
 
-def make_problem(objective, x_names, lb, ub):
-    """Wrap a population objective as a :class:`pypesto.Problem`.
+class PypestoObjective(ObjectiveBase):
+    """A population objective seen by pyPESTO (value and first derivative).
+
+    Value-only calls (pyPESTO's line searches along a profile: about one call
+    in four) evaluate ``objective(x)`` alone; calls that need the gradient
+    evaluate ``objective.value_and_gradient(x)`` once (for the importance
+    likelihood, the value joins the gradient's batch of ``2 n_x`` points).
 
     Parameters
     ----------
     objective : object
-        Has ``value_and_gradient(x) -> (f, g)``.
+        Has ``__call__(x) -> f`` and ``value_and_gradient(x) -> (f, g)``.
     x_names : list of str
         Names of the free parameters.
-    lb, ub : ndarray
-        Bounds of the free parameters.
+    """
+
+    def __init__(self, objective, x_names):
+        super().__init__(x_names=list(x_names))
+        self.objective = objective
+
+    def check_mode(self, mode):
+        return mode == MODE_FUN
+
+    def check_sensi_orders(self, sensi_orders, mode):
+        return mode == MODE_FUN and all(0 <= o <= 1 for o in sensi_orders)
+
+    def call_unprocessed(self, x, sensi_orders, mode, return_dict=False, **kwargs):
+        sensi_orders = tuple(sensi_orders)
+        if sensi_orders == (0,):
+            return {FVAL: self.objective(x)}
+        f, g = self.objective.value_and_gradient(x)
+        return {GRAD: g} if sensi_orders == (1,) else {FVAL: f, GRAD: g}
+
+
+def make_problem(objective, x_names=None, lb=None, ub=None):
+    """Wrap a population objective as a :class:`pypesto.Problem` over its free parameters.
+
+    The one pyPESTO boundary: the multistart, the refinement and the profiles
+    all build their problems here. Fixed parameters live in the objective's
+    layout only (the problem never sees them).
+
+    Parameters
+    ----------
+    objective : object
+        Has ``__call__(x) -> f`` and ``value_and_gradient(x) -> (f, g)``
+        (and ``x_names`` and ``bounds`` when those are not given).
+    x_names : list of str, default=None
+        Names of the free parameters (``objective.x_names`` when None).
+    lb, ub : ndarray, default=None
+        Bounds of the free parameters (``objective.bounds`` when None).
 
     Returns
     -------
     pypesto.Problem
         It references ``objective`` (no copy of the posterior draws).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sknlme.population import PopulationObjective, make_problem
+    >>> obj = PopulationObjective(np.zeros((2, 4, 1)), np.zeros((2, 4)), ["a"])
+    >>> problem = make_problem(obj)
+    >>> problem.x_names, bool(problem.objective(obj.pack()) == obj(obj.pack()))
+    (['a', 'log_var(a)'], True)
     """
-    pobj = pypesto.Objective(fun=objective.value_and_gradient, grad=True, x_names=list(x_names))
-    return pypesto.Problem(pobj, lb=lb, ub=ub, x_names=list(x_names), copy_objective=False)
+    x_names = list(objective.x_names if x_names is None else x_names)
+    if lb is None or ub is None:
+        lb, ub = objective.bounds
+    pobj = PypestoObjective(objective, x_names)
+    return pypesto.Problem(pobj, lb=lb, ub=ub, x_names=x_names, copy_objective=False)
 
 
 def random_startpoints(lb, ub, n_starts, random_state=None):
-    """Uniform start points in the box ``[lb, ub]``, shape (n_starts, n_x)."""
+    """Uniform start points in the box ``[lb, ub]``, shape (n_starts, n_x).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x0 = random_startpoints(np.zeros(2), np.ones(2), 3, random_state=0)
+    >>> x0.shape, bool(np.all((0 <= x0) & (x0 <= 1)))
+    ((3, 2), True)
+    """
     rng = check_random_state(random_state)
     lb, ub = np.asarray(lb, dtype=float), np.asarray(ub, dtype=float)
     return lb + rng.uniform(size=(int(n_starts), lb.size)) * (ub - lb)
@@ -116,7 +190,14 @@ def _threadsafe_numba(objective, x0):
 
 
 def start_failed(result):
-    """Whether a start raised or ended at a non-finite value."""
+    """Whether a start raised or ended at a non-finite value.
+
+    Examples
+    --------
+    >>> import pypesto
+    >>> start_failed(pypesto.OptimizerResult(id="0", exitflag=-1, message="boom"))
+    True
+    """
     return (
         result.x is None
         or result.fval is None
@@ -124,6 +205,42 @@ def start_failed(result):
         or not np.all(np.isfinite(result.x))
         or (result.exitflag is not None and result.exitflag == -1)
     )
+
+
+def successful_starts(result, stacklevel=2):
+    """Starts that ended at a finite value (sorted) and the number that failed.
+
+    Warns when some failed; raises a RuntimeError when all did.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> class Quadratic:
+    ...     def __call__(self, x):
+    ...         return float(((x - 1.0) ** 2).sum())
+    ...     def value_and_gradient(self, x):
+    ...         return self(x), 2.0 * (x - 1.0)
+    >>> lb, ub = np.full(1, -5.0), np.full(1, 5.0)
+    >>> res = run_multistart(Quadratic(), ["a"], lb, ub, np.array([[0.0], [2.0]]))
+    >>> ok, failed = successful_starts(res)
+    >>> len(ok), failed
+    (2, 0)
+    """
+    starts = result.optimize_result.list
+    ok = [r for r in starts if not start_failed(r)]
+    if not ok:
+        raise RuntimeError(
+            f"all {len(starts)} optimiser starts failed; first message: {starts[0].message}"
+        )
+    if len(ok) < len(starts):
+        warnings.warn(
+            f"{len(starts) - len(ok)} of {len(starts)} optimiser starts failed "
+            f"(e.g. {next(r.message for r in starts if start_failed(r))!r}); "
+            "the estimate uses the others",
+            RuntimeWarning,
+            stacklevel=stacklevel + 1,
+        )
+    return ok, len(starts) - len(ok)
 
 
 def run_multistart(objective, x_names, lb, ub, startpoints, optimizer=None, n_jobs=None, verbose=0):
@@ -157,8 +274,10 @@ def run_multistart(objective, x_names, lb, ub, startpoints, optimizer=None, n_jo
     --------
     >>> import numpy as np
     >>> class Quadratic:
+    ...     def __call__(self, x):
+    ...         return float(((x - 1.0) ** 2).sum())
     ...     def value_and_gradient(self, x):
-    ...         return float(((x - 1.0) ** 2).sum()), 2.0 * (x - 1.0)
+    ...         return self(x), 2.0 * (x - 1.0)
     >>> lb, ub = np.full(2, -5.0), np.full(2, 5.0)
     >>> x0 = random_startpoints(lb, ub, 3, random_state=0)
     >>> res = run_multistart(Quadratic(), ["a", "b"], lb, ub, x0)

@@ -9,6 +9,7 @@ import numpy as np
 
 from .._numerics import LOG_2PI
 from . import _kernels
+from ._base import BaseObjective, population_means
 from ._parametrization import Parametrization
 
 __all__ = ["PopulationObjective", "amortized_offsets"]
@@ -103,13 +104,13 @@ def amortized_offsets(samples, prior_mean, prior_cov):
     return _kernels.neg_gauss_logpdf(samples, mean, linv, log_norm)
 
 
-class PopulationObjective:
+class PopulationObjective(BaseObjective):
     """Negative Monte-Carlo log marginal likelihood of the population parameters.
 
     ``f(x) = -sum_i logsumexp_k [log N(phi_ik; m_i, Psi) + c_ik] + n log K`` with
     ``m_i = beta + B^T c_i`` and ``Psi`` from the covariance parameters (see
-    :class:`~sknlme.population._parametrization.Parametrization` for the layout
-    and default bounds). The gradient is analytic: with softmax weights
+    ``Parametrization`` for the layout and default
+    bounds). The gradient is analytic: with softmax weights
     ``w_ik`` over ``k`` and ``z_ik = L^{-1}(phi_ik - m_i)`` (``Psi = L L^T``),
     ``df/dm_i = -L^{-T} sum_k w_ik z_ik`` and
     ``df/dL = -lower(L^{-T} (sum_ik w_ik z_ik z_ik^T - n I))``.
@@ -253,7 +254,17 @@ class PopulationObjective:
         return lo, hi
 
     def with_samples(self, samples, log_offsets):
-        """Same objective (layout, covariates, bounds) on new draws; ``K`` may differ."""
+        """Same objective (layout, covariates, bounds) on new draws; ``K`` may differ.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sknlme.population import PopulationObjective
+        >>> phi = np.random.default_rng(0).normal(size=(5, 20, 1))
+        >>> obj = PopulationObjective(phi, np.zeros((5, 20)), ["a"])
+        >>> obj.with_samples(np.zeros((5, 40, 1)), np.zeros((5, 40))).K
+        40
+        """
         new = copy.copy(self)
         new._set_samples(samples, log_offsets, self.d)
         if new.n != self.n:
@@ -263,56 +274,22 @@ class PopulationObjective:
 
     @property
     def samples(self):
-        """The draws as an (n, K, d) view of the internal (n, d, K) copy (same dtype)."""
+        """The draws as an (n, K, d) view of the internal (n, d, K) copy (same dtype).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sknlme.population import PopulationObjective
+        >>> PopulationObjective(np.zeros((5, 20, 1)), np.zeros((5, 20)), ["a"]).samples.shape
+        (5, 20, 1)
+        """
         return self._draws.transpose(0, 2, 1)
 
-    # ------------------------------------------------------------ layout
-    @property
-    def x_names_full(self):
-        """All population parameter names (fixed effects, covariate effects, covariance)."""
-        return list(self.layout.x_names_full)
-
-    @property
-    def x_names(self):
-        """Names of the free parameters."""
-        return list(self.layout.x_names)
-
-    @property
-    def n_x(self):
-        """Number of free parameters."""
-        return self.layout.n_x
-
-    @property
-    def bounds(self):
-        """``(lb, ub)`` arrays over the free parameters."""
-        return self.layout.bounds
-
-    def x_full(self, x_free):
-        """Full parameter vector from the free one."""
-        return self.layout.x_full(x_free)
-
-    def x_free(self, x_full):
-        """Free entries of a full parameter vector."""
-        return self.layout.x_free(x_full)
-
-    def unpack(self, x):
-        """``dict(beta=(d,), B=(p, d), cov=(d, d))`` (floors included) for free ``x``."""
-        return self.layout.unpack(x)
-
-    def pack(self, beta=None, B=None, cov=None):
-        """Free vector from population parameters (see ``Parametrization.pack``)."""
-        return self.layout.pack(beta=beta, B=B, cov=cov)
-
     # ------------------------------------------------------------ evaluation
-    def _means(self, beta, B):
-        # plain loops, not BLAS: a threaded BLAS on (n, p) x (p, d) cost up to 30 ms at
-        # N = 100,000 on a loaded machine, more than the whole kernel pass
-        return _kernels.means(beta, self.covariates, B)
-
     def _moments(self, x):
         beta, B, L = self.layout.factors(x)
         linv = np.linalg.inv(L)  # exact enough: L is triangular with a positive diagonal
-        means = self._means(beta, B)
+        means = population_means(beta, B, self.covariates)
         n_chunks = min(self.n, 64)
         threads = numba.get_num_threads()
         if self._draws.size < _SERIAL_SIZE:  # waking the thread pool costs more than it saves
@@ -332,7 +309,17 @@ class PopulationObjective:
         return lse, zbar, S.sum(axis=0), B, linv
 
     def value_and_gradient(self, x):
-        """Objective value and gradient over the free parameters."""
+        """Objective value and gradient over the free parameters.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sknlme.population import PopulationObjective
+        >>> phi = np.random.default_rng(0).normal(size=(5, 20, 1))
+        >>> obj = PopulationObjective(phi, np.zeros((5, 20)), ["a"])
+        >>> obj.value_and_gradient(obj.pack())[1].shape
+        (2,)
+        """
         x = np.asarray(x, dtype=float).reshape(-1)
         if x.shape != (self.n_x,):
             raise ValueError(f"x must have {self.n_x} entries, got {x.shape[0]}")
@@ -354,27 +341,40 @@ class PopulationObjective:
         self._cache = (key, (float(f), g))
         return float(f), g.copy()
 
-    def __call__(self, x):
-        """Objective value at free ``x``."""
-        return self.value_and_gradient(x)[0]
-
-    def gradient(self, x):
-        """Gradient at free ``x``, shape ``(n_x,)``."""
-        return self.value_and_gradient(x)[1]
-
     def _log_terms(self, x):
         beta, B, L = self.layout.factors(x)
         linv = np.linalg.inv(L)
-        a = _kernels.log_terms(self._draws, self.log_offsets, self._means(beta, B), linv)
+        means = population_means(beta, B, self.covariates)
+        a = _kernels.log_terms(self._draws, self.log_offsets, means, linv)
         return a - np.sum(np.log(np.diag(L))) - 0.5 * self.d * LOG_2PI
 
     def individual_loglik(self, x):
-        """Per-individual estimate ``log L_i = logsumexp_k(...) - log K``, shape (n,)."""
+        """Per-individual estimate ``log L_i = logsumexp_k(...) - log K``, shape (n,).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sknlme.population import PopulationObjective
+        >>> phi = np.random.default_rng(0).normal(size=(5, 20, 1))
+        >>> obj = PopulationObjective(phi, np.zeros((5, 20)), ["a"])
+        >>> bool(np.isclose(obj.individual_loglik(obj.pack()).sum(), -obj(obj.pack())))
+        True
+        """
         lse = self._moments(np.asarray(x, dtype=float))[0]
         return lse - np.log(self.K)
 
     def weights(self, x):
-        """Normalised importance weights (softmax over draws), shape (n, K)."""
+        """Normalised importance weights (softmax over draws), shape (n, K).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sknlme.population import PopulationObjective
+        >>> phi = np.random.default_rng(0).normal(size=(5, 20, 1))
+        >>> obj = PopulationObjective(phi, np.zeros((5, 20)), ["a"])
+        >>> np.allclose(obj.weights(obj.pack()).sum(axis=1), 1.0)
+        True
+        """
         a = self._log_terms(np.asarray(x, dtype=float))
         amax = a.max(axis=1, keepdims=True)
         w = np.exp(a - np.where(np.isfinite(amax), amax, 0.0))
@@ -382,14 +382,16 @@ class PopulationObjective:
         return np.divide(w, s, out=np.zeros_like(w), where=s > 0)
 
     def conditional_means(self, x):
-        """``E[phi_i | y_i, theta]`` by the re-weighted draws, shape (n, d)."""
+        """``E[phi_i | y_i, theta]`` by the re-weighted draws, shape (n, d).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sknlme.population import PopulationObjective
+        >>> phi = np.random.default_rng(0).normal(size=(5, 20, 1))
+        >>> obj = PopulationObjective(phi, np.zeros((5, 20)), ["a"])
+        >>> obj.conditional_means(obj.pack()).shape
+        (5, 1)
+        """
         w = self.weights(np.asarray(x, dtype=float))
         return np.einsum("nk,nkd->nd", w, self.samples.astype(float, copy=False))
-
-    def to_pypesto_problem(self):
-        """A ``pypesto.Problem`` over the free parameters (value and analytic gradient)."""
-        import pypesto
-
-        objective = pypesto.Objective(fun=self.__call__, grad=self.gradient, x_names=self.x_names)
-        lb, ub = self.bounds
-        return pypesto.Problem(objective, lb=lb, ub=ub, x_names=self.x_names)

@@ -1,19 +1,18 @@
-"""Profile likelihoods of a fitted population estimator, through pyPESTO."""
+"""Profile likelihoods of a population fit, through pyPESTO."""
 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import pypesto
 import pypesto.profile
-from pypesto.C import FVAL, MODE_FUN
-from sklearn.utils.validation import check_is_fitted
 
-from ._multistart import default_optimizer
+from ._multistart import default_optimizer, make_problem
 
-__all__ = ["profile_population"]
+__all__ = ["PopulationProfile", "profile_fit"]
 
 # Profile optimisations stop once an L-BFGS-B iteration gains less than about this much
 # in the objective (the fit's tolerance, ftol = 1e-12 relative, sits at the noise floor
@@ -23,28 +22,38 @@ __all__ = ["profile_population"]
 _FTOL_ABSOLUTE = 1e-6
 
 
-class _ProfileObjective(pypesto.Objective):
-    """pyPESTO objective whose value-only calls skip the gradient.
+@dataclass(frozen=True, eq=False)
+class PopulationProfile:
+    """Profile likelihoods of a population fit.
 
-    Wraps ``objective.value_and_gradient`` as ``make_problem`` does, but pyPESTO's
-    profile step proposals search along the objective value alone (about one call
-    in four along a profile), and through ``value_and_gradient`` each would compute
-    and discard a gradient (``2 n_x`` further evaluations for finite differences).
+    Attributes
+    ----------
+    table : DataFrame
+        Columns ``parameter, estimate, lower, upper``; a bound is ``-inf`` or
+        ``inf`` when the profile stays above the threshold up to the
+        parameter's bound (an open interval).
+    result : pypesto.Result
+        The profiles (for :func:`sknlme.plotting.plot_profiles`).
+
+    Examples
+    --------
+    >>> from sknlme.models import LinearGaussian
+    >>> from sknlme.posterior import ExactGaussianPosterior
+    >>> from sknlme.population import NLMEPopulationEstimator
+    >>> model = LinearGaussian(n_params=1, sigma=0.3)
+    >>> X, _ = model.simulate(30, random_state=0)
+    >>> pop = NLMEPopulationEstimator(ExactGaussianPosterior(model).fit(), n_samples=50,
+    ...                               n_starts=2, random_state=0).fit(X)
+    >>> prof = pop.result_.profile(["theta0"])
+    >>> list(prof.table.columns)
+    ['parameter', 'estimate', 'lower', 'upper']
     """
 
-    def __init__(self, objective, x_names):
-        super().__init__(fun=objective.value_and_gradient, grad=True, x_names=list(x_names))
-        self._value = objective
-
-    def call_unprocessed(self, x, sensi_orders, mode, return_dict, **kwargs):
-        if mode == MODE_FUN and tuple(sensi_orders) == (0,):
-            return {FVAL: self._value(x)}
-        return super().call_unprocessed(x, sensi_orders, mode, return_dict, **kwargs)
+    table: pd.DataFrame
+    result: pypesto.Result
 
 
-def profile_population(
-    estimator, params=None, confidence=0.95, optimizer=None, profile_options=None
-):
+def profile_fit(fit, params=None, confidence=0.95, optimizer=None, profile_options=None):
     """Profile likelihoods and likelihood-ratio confidence intervals.
 
     Each free population parameter is moved along its range while the others
@@ -54,15 +63,15 @@ def profile_population(
 
     Parameters
     ----------
-    estimator : NLMEPopulationEstimator
-        A fitted estimator.
+    fit : PopulationFitResult
+        A fit (``estimator.result_``).
     params : list of str, default=None
-        Names among ``estimator.x_names_`` (all free parameters when None).
+        Names among ``fit.x_names`` (all free parameters when None).
     confidence : float, default=0.95
         Level of the intervals.
     optimizer : pypesto.optimize.Optimizer, default=None
         Optimiser along the profiles. When None, L-BFGS-B as in the fit (see
-        :func:`~sknlme.population._multistart.default_optimizer`) but stopping
+        ``default_optimizer``) but stopping
         once an iteration gains less than about ``1e-6`` in the negative
         log-likelihood (``ftol = 1e-6 / max(1, |f|)``, never below the fit's 1e-12).
     profile_options : pypesto.profile.ProfileOptions, default=None
@@ -70,45 +79,36 @@ def profile_population(
 
     Returns
     -------
-    DataFrame
-        Columns ``parameter, estimate, lower, upper``; a bound is ``-inf`` or
-        ``inf`` when the profile stays above the threshold up to the
-        parameter's bound (an open interval: the parameter is not identifiable
-        there, or the bound is too tight). The pyPESTO result is kept as
-        ``estimator.profile_result_``.
+    PopulationProfile
+        ``table`` with columns ``parameter, estimate, lower, upper`` (a bound
+        is ``-inf`` or ``inf`` when the profile stays above the threshold up
+        to the parameter's bound: an open interval, the parameter is not
+        identifiable there or the bound is too tight) and the pyPESTO
+        ``result``.
 
     Examples
     --------
     >>> from sknlme.models import LinearGaussian
-    >>> from sknlme.posterior._exact import ExactGaussianPosterior
-    >>> from sknlme.population import NLMEPopulationEstimator
+    >>> from sknlme.posterior import ExactGaussianPosterior
+    >>> from sknlme.population import NLMEPopulationEstimator, profile_fit
     >>> model = LinearGaussian(n_params=1, sigma=0.3)
     >>> X, _ = model.simulate(30, random_state=0)
     >>> pop = NLMEPopulationEstimator(ExactGaussianPosterior(model).fit(), n_samples=50,
     ...                               n_starts=2, random_state=0).fit(X)
-    >>> table = pop.profile(["theta0"])
+    >>> table = profile_fit(pop.result_, ["theta0"]).table
     >>> bool(table.lower[0] < table.estimate[0] < table.upper[0])
     True
     """
-    check_is_fitted(estimator, "x_")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    names = list(estimator.x_names_)
+    names = list(fit.x_names)
     params = names if params is None else [params] if isinstance(params, str) else list(params)
     unknown = [p for p in params if p not in names]
     if unknown:
         raise ValueError(f"cannot profile {unknown}: not free population parameters {names}")
-    objective = estimator.objective_
-    lb, ub = objective.bounds
-    problem = pypesto.Problem(
-        _ProfileObjective(objective, names), lb=lb, ub=ub, x_names=names, copy_objective=False
-    )
+    problem = make_problem(fit.objective, names)
     result = pypesto.Result(problem)
-    chosen = next(
-        r
-        for r in estimator.optimize_result_.optimize_result.list
-        if r.id == estimator.chosen_start_
-    )
+    chosen = next(r for r in fit.optimize_result.optimize_result.list if r.id == fit.chosen_start)
     result.optimize_result.append(chosen)  # profiles start at (and are relative to) the estimate
     threshold = pypesto.profile.chi2_quantile_to_ratio(confidence, df=1)
     # a copy: ratio_min is adjusted below, and the caller's options stay as passed
@@ -139,6 +139,6 @@ def profile_population(
             lower = -np.inf
         if ratios[-1] >= threshold:
             upper = np.inf
-        rows.append((p, float(estimator.x_[j]), float(lower), float(upper)))
-    estimator.profile_result_ = result
-    return pd.DataFrame(rows, columns=["parameter", "estimate", "lower", "upper"])
+        rows.append((p, float(fit.x[j]), float(lower), float(upper)))
+    table = pd.DataFrame(rows, columns=["parameter", "estimate", "lower", "upper"])
+    return PopulationProfile(table=table, result=result)

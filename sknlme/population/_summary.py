@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from .._numerics import central_points, central_quotients
+
 __all__ = [
     "derived_quantities",
     "fd_hessian",
@@ -38,13 +40,8 @@ def fd_hessian(gradient, x, rel_step=1e-4):
     >>> np.allclose(fd_hessian(lambda x: A @ x, np.zeros(2)), A)
     True
     """
-    x = np.asarray(x, dtype=float)
-    H = np.empty((x.size, x.size))
-    for j in range(x.size):
-        h = rel_step * max(1.0, abs(x[j]))
-        e = np.zeros_like(x)
-        e[j] = h
-        H[:, j] = (np.asarray(gradient(x + e)) - np.asarray(gradient(x - e))) / (2 * h)
+    points, h = central_points(x, rel_step)
+    H = central_quotients([np.asarray(gradient(p), dtype=float) for p in points], h)
     return 0.5 * (H + H.T)
 
 
@@ -69,15 +66,20 @@ def inverse_hessian(H, names):
 
 
 def jacobian(fun, x, rel_step=1e-6):
-    """Central-difference Jacobian of a vector function, shape (m, n)."""
-    x = np.asarray(x, dtype=float)
-    cols = []
-    for j in range(x.size):
-        h = rel_step * max(1.0, abs(x[j]))
-        e = np.zeros_like(x)
-        e[j] = h
-        cols.append((np.asarray(fun(x + e)) - np.asarray(fun(x - e))) / (2 * h))
-    return np.stack(cols, axis=1) if cols else np.zeros((len(fun(x)), 0))
+    """Central-difference Jacobian of a vector function, shape (m, n).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> np.round(jacobian(lambda x: [x[0] * x[1], x[0]], np.array([2.0, 3.0])), 6)
+    array([[3., 2.],
+           [1., 0.]])
+    """
+    x = np.asarray(x, dtype=float).reshape(-1)
+    if x.size == 0:
+        return np.zeros((len(fun(x)), 0))
+    points, h = central_points(x, rel_step)
+    return central_quotients([np.asarray(fun(p), dtype=float) for p in points], h)
 
 
 def derived_quantities(unpacked, layout):

@@ -1,0 +1,213 @@
+"""What a fitted population estimator answers: views of its result, scores, predictions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._importance import ImportanceObjective
+from ._inputs import posterior_draws, prepare_study
+
+__all__ = ["FittedPopulationMixin"]
+
+
+def _view(name):
+    return property(lambda self: getattr(self.result_, name), doc=f"``result_.{name}``.")
+
+
+class FittedPopulationMixin:
+    """Fitted attributes (views of ``result_``), ``score_samples``, ``score``,
+    ``predict``, ``summary`` and ``profile`` of :class:`NLMEPopulationEstimator`.
+
+    Examples
+    --------
+    >>> from sknlme.population import NLMEPopulationEstimator
+    >>> hasattr(NLMEPopulationEstimator, "score_samples")
+    True
+    """
+
+    # fitted attributes: views of result_
+    fixed_effects_ = _view("fixed_effects")
+    covariate_effects_ = _view("covariate_effects")
+    random_effects_ = _view("random_effects")
+    covariance_ = _view("covariance")
+    loglik_ = _view("loglik")
+    aic_ = _view("aic")
+    bic_ = _view("bic")
+    x_ = _view("x")
+    x_names_ = _view("x_names")
+    x_full_ = _view("x_full")
+    standard_errors_ = _view("standard_errors")
+    hessian_ = _view("hessian")
+    covariance_x_ = _view("covariance_x")
+    ess_ = _view("ess")
+    n_starts_converged_ = _view("n_starts_converged")
+    n_starts_failed_ = _view("n_starts_failed")
+    optimize_result_ = _view("optimize_result")
+    objective_ = _view("objective")
+    chosen_start_ = _view("chosen_start")
+
+    # -------------------------------------------------------- after fitting
+    def _eval_objective(self, X):
+        """The fitted kind of objective on ``X``, with fresh draws (fixed seed)."""
+        check_is_fitted(self)
+        validate_data(self, X, reset=False, skip_check_array=True)
+        model = self.posterior.model
+        study = prepare_study(model, X)
+        n_draws = self._RESCORE_FACTOR * self.n_samples
+        if self.likelihood == "importance":
+            samples, offsets = posterior_draws(
+                self.posterior, model, study, self.n_samples, self._eval_seed
+            )
+            base = self._objective(study, model, samples, offsets, None, None)
+            return ImportanceObjective(base, model, study, n_draws, random_state=self._eval_seed)
+        samples, offsets = posterior_draws(self.posterior, model, study, n_draws, self._eval_seed)
+        return self._objective(study, model, samples, offsets, None, None)
+
+    def score_samples(self, X):
+        """Log-likelihood of each individual of ``X`` under the fitted population.
+
+        Uses fresh posterior draws (``10 * n_samples``, fixed seed, keyed by
+        individual) and the same likelihood kind as the fit; works for
+        held-out individuals. An individual's value does not depend on the
+        other rows of ``X`` or on their order.
+
+        Parameters
+        ----------
+        X : DataFrame
+            Individuals table, with the columns seen in fit.
+
+        Returns
+        -------
+        ndarray of shape (n_individuals,)
+
+        Examples
+        --------
+        >>> from sknlme.models import LinearGaussian
+        >>> from sknlme.posterior import ExactGaussianPosterior
+        >>> from sknlme.population import NLMEPopulationEstimator
+        >>> model = LinearGaussian(n_params=1, sigma=0.3)
+        >>> X, _ = model.simulate(20, random_state=0)
+        >>> pop = NLMEPopulationEstimator(ExactGaussianPosterior(model).fit(), n_samples=50,
+        ...                               n_starts=2, random_state=0).fit(X)
+        >>> bool((pop.score_samples(X.iloc[[3, 1]]) == pop.score_samples(X)[[3, 1]]).all())
+        True
+        """
+        return self._eval_objective(X).individual_loglik(self.x_full_)
+
+    def score(self, X, y=None):
+        """Mean log-likelihood per individual of ``X`` (the mean of :meth:`score_samples`).
+
+        Parameters
+        ----------
+        X : DataFrame
+            Individuals table.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        float
+
+        Examples
+        --------
+        >>> from sknlme.models import LinearGaussian
+        >>> from sknlme.posterior import ExactGaussianPosterior
+        >>> from sknlme.population import NLMEPopulationEstimator
+        >>> model = LinearGaussian(n_params=1, sigma=0.3)
+        >>> X, _ = model.simulate(20, random_state=0)
+        >>> pop = NLMEPopulationEstimator(ExactGaussianPosterior(model).fit(), n_samples=50,
+        ...                               n_starts=2, random_state=0).fit(X)
+        >>> bool(pop.score(X) == pop.score_samples(X).mean())
+        True
+        """
+        return float(np.mean(self.score_samples(X)))
+
+    def predict(self, X):
+        """Individual parameter estimates given the fitted population.
+
+        Conditional means ``E[phi_i | y_i, theta]`` by self-normalised
+        importance weights of the posterior draws (keyed by individual: a
+        row does not depend on the other rows of ``X``).
+
+        Parameters
+        ----------
+        X : DataFrame
+            Individuals table, with the columns seen in fit.
+
+        Returns
+        -------
+        DataFrame
+            Indexed like ``X``, one column per parameter.
+
+        Examples
+        --------
+        >>> from sknlme.models import LinearGaussian
+        >>> from sknlme.posterior import ExactGaussianPosterior
+        >>> from sknlme.population import NLMEPopulationEstimator
+        >>> model = LinearGaussian(n_params=1, sigma=0.3)
+        >>> X, _ = model.simulate(20, random_state=0)
+        >>> pop = NLMEPopulationEstimator(ExactGaussianPosterior(model).fit(), n_samples=50,
+        ...                               n_starts=2, random_state=0).fit(X)
+        >>> list(pop.predict(X).columns)
+        ['theta0']
+        """
+        means = self._eval_objective(X).conditional_means(self.x_full_)
+        return pd.DataFrame(means, index=X.index, columns=list(self.posterior.model.param_names))
+
+    def summary(self, confidence=0.95):
+        """Parameter table like NONMEM's or Monolix's output (see ``PopulationFitResult.summary``).
+
+        Parameters
+        ----------
+        confidence : float, default=0.95
+            Level of the Wald intervals.
+
+        Returns
+        -------
+        DataFrame
+            ``parameter, kind, estimate, se, rse_percent, ci_lower, ci_upper, fixed``.
+
+        Examples
+        --------
+        >>> from sknlme.models import LinearGaussian
+        >>> from sknlme.posterior import ExactGaussianPosterior
+        >>> from sknlme.population import NLMEPopulationEstimator
+        >>> model = LinearGaussian(n_params=1, sigma=0.3)
+        >>> X, _ = model.simulate(20, random_state=0)
+        >>> pop = NLMEPopulationEstimator(ExactGaussianPosterior(model).fit(), n_samples=50,
+        ...                               n_starts=2, random_state=0).fit(X)
+        >>> list(pop.summary()["kind"])
+        ['fixed effect', 'SD', 'variance']
+        """
+        check_is_fitted(self)
+        return self.result_.summary(confidence)
+
+    def profile(self, params=None, confidence=0.95, optimizer=None, profile_options=None):
+        """Profile likelihoods and confidence intervals (see :func:`profile_fit`).
+
+        Returns
+        -------
+        DataFrame
+            ``parameter, estimate, lower, upper``; the pyPESTO result is kept as
+            ``profile_result_`` (for :func:`sknlme.plotting.plot_profiles`).
+            ``result_.profile(...)`` returns both without touching the estimator.
+
+        Examples
+        --------
+        >>> from sknlme.models import LinearGaussian
+        >>> from sknlme.posterior import ExactGaussianPosterior
+        >>> from sknlme.population import NLMEPopulationEstimator
+        >>> model = LinearGaussian(n_params=1, sigma=0.3)
+        >>> X, _ = model.simulate(30, random_state=0)
+        >>> pop = NLMEPopulationEstimator(ExactGaussianPosterior(model).fit(), n_samples=50,
+        ...                               n_starts=2, random_state=0).fit(X)
+        >>> table = pop.profile(["theta0"])
+        >>> bool(table.lower[0] < table.estimate[0] < table.upper[0])
+        True
+        """
+        check_is_fitted(self)
+        prof = self.result_.profile(params, confidence, optimizer, profile_options)
+        self.profile_result_ = prof.result
+        return prof.table
