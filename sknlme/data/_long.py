@@ -15,176 +15,23 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from ._records import IndividualRecords, covariate_columns, make_individuals
-from ._validation import (
-    _show,
-    _where,
-    check_ids,
-    check_times,
-    numeric_column,
-    validate_individuals,
+from ._long_rows import (
+    _MISSING,
+    _UNSUPPORTED,
+    _check_dose_rows_dv,
+    _check_duplicate_doses,
+    _check_duplicates,
+    _check_unsupported,
+    _covariates,
+    _event_ids,
+    _find_column,
+    _output_codes,
 )
+from ._records import IndividualRecords, covariate_columns, make_individuals
+from ._validation import _show, _where, check_ids, check_times, numeric_column, validate_individuals
+
 
 # NONMEM dosing columns whose non-zero values would change what a dose means.
-_UNSUPPORTED = ("RATE", "ADDL", "II", "SS")
-_MISSING = ("", ".")
-
-
-def _find_column(df, name, required):
-    if name in df.columns:
-        return name
-    matches = [c for c in df.columns if isinstance(c, str) and c.lower() == name.lower()]
-    if len(matches) > 1:
-        raise ValueError(f"several columns match {_show(name)} (case-insensitively): {matches}")
-    if matches:
-        return matches[0]
-    if required:
-        raise ValueError(f"long table has no column {_show(name)}; columns are {list(df.columns)}")
-    return None
-
-
-def _event_ids(df, cols, amt):
-    """EVID of every row (inferred from AMT when there is no EVID column)."""
-    id_col = cols["id"]
-    if cols["evid"] is None:
-        if amt is None:
-            return np.zeros(len(df), dtype=int)
-        return np.where(np.nan_to_num(amt) > 0, 1, 0)
-    evid = numeric_column(df, cols["evid"], id_col=id_col, missing=_MISSING)
-    known = np.isin(evid, [0, 1, 2])
-    if not known.all():
-        pos = int(np.flatnonzero(~known)[0])
-        value = df[cols["evid"]].iloc[pos]
-        where = _where(df, pos, id_col)
-        if evid[pos] in (3, 4):
-            raise ValueError(
-                f"column {_show(cols['evid'])} has value {_show(value)} (reset event) at {where}; "
-                "reset events (EVID 3 and 4) are not supported"
-            )
-        raise ValueError(
-            f"column {_show(cols['evid'])} has unknown EVID {_show(value)} at {where}; expected "
-            "0 (observation), 1 (dose) or 2 (other event)"
-        )
-    return evid.astype(int)
-
-
-def _check_unsupported(df, id_col):
-    for name in _UNSUPPORTED:
-        col = _find_column(df, name, required=False)
-        if col is None:
-            continue
-        values = numeric_column(df, col, id_col=id_col, missing=_MISSING)
-        bad = np.nan_to_num(values) != 0
-        if bad.any():
-            pos = int(np.flatnonzero(bad)[0])
-            raise ValueError(
-                f"column {_show(col)} has value {_show(df[col].iloc[pos])} at "
-                f"{_where(df, pos, id_col)}; "
-                f"{name} (infusions, additional or steady-state doses) is not supported: "
-                "write each dose as its own row"
-            )
-
-
-def _output_codes(df, cmt_col, obs, outputs, id_col):
-    """Output index (0..k-1) of every observation row, and k."""
-    if cmt_col is None:
-        if outputs is not None and len(outputs) != 1:
-            raise ValueError("outputs given but the long table has no CMT column")
-        return np.zeros(len(df), dtype=int), 1
-    cmt = df[cmt_col]
-    missing = obs & cmt.isna().to_numpy()
-    if missing.any():
-        pos = int(np.flatnonzero(missing)[0])
-        raise ValueError(
-            f"column {_show(cmt_col)} is missing on observation at {_where(df, pos, id_col)}"
-        )
-    if outputs is None:
-        outputs = sorted(pd.unique(cmt[obs]).tolist())
-    mapping = dict(outputs) if isinstance(outputs, dict) else {c: i for i, c in enumerate(outputs)}
-    k = len(set(mapping.values()))
-    if sorted(set(mapping.values())) != list(range(k)):
-        raise ValueError(f"outputs must map CMT values onto 0..k-1, got {mapping}")
-    codes = np.full(len(df), -1)
-    for pos in np.flatnonzero(obs):
-        value = cmt.iloc[pos]
-        if value not in mapping:
-            raise ValueError(
-                f"column {_show(cmt_col)} has value {_show(value)} at "
-                f"{_where(df, pos, id_col)}, which is "
-                f"not one of the outputs {list(mapping)}"
-            )
-        codes[pos] = mapping[value]
-    return codes, k
-
-
-def _check_duplicates(df, codes, times, obs, out, cmt_col, id_col):
-    rows = np.flatnonzero(obs)
-    rows = rows[np.lexsort((rows, out[rows], times[rows], codes[rows]))]
-    keys = np.stack([codes[rows], times[rows], out[rows]])
-    same = np.all(keys[:, 1:] == keys[:, :-1], axis=0)
-    if same.any():
-        pos = int(rows[np.flatnonzero(same)[0] + 1])
-        what = "" if cmt_col is None else f" of {cmt_col} {_show(df[cmt_col].iloc[pos])}"
-        raise ValueError(
-            f"duplicate observation{what} at time {_show(times[pos])} for {_where(df, pos, id_col)}"
-        )
-
-
-def _check_duplicate_doses(df, codes, times, dose, amt, cmt_col, id_col):
-    """Refuse a dose row repeated exactly (same individual, time, amount and CMT)."""
-    rows = np.flatnonzero(dose)
-    if rows.size < 2:
-        return
-    cmt = np.zeros(len(df)) if cmt_col is None else pd.factorize(df[cmt_col])[0]
-    keys = np.stack([codes[rows], times[rows], amt[rows], cmt[rows]])
-    order = np.lexsort(keys[::-1])
-    same = np.all(keys[:, order[1:]] == keys[:, order[:-1]], axis=0)
-    if same.any():
-        k = int(np.flatnonzero(same)[0])
-        first, pos = sorted((int(rows[order[k]]), int(rows[order[k + 1]])))
-        raise ValueError(
-            f"duplicate dose row: AMT {_show(amt[pos])} at time {_show(times[pos])} for "
-            f"{_where(df, pos, id_col)} repeats {_where(df, first)}; remove one (two doses at "
-            "one time need different compartments or one row with their sum)"
-        )
-
-
-def _check_dose_rows_dv(df, dose, dv_col, mdv, id_col):
-    """Refuse an observed value on a dose row (NONMEM would not read it as one)."""
-    dv = pd.to_numeric(df[dv_col], errors="coerce").to_numpy(dtype=float)
-    raw = df[dv_col].to_numpy()
-    given = np.array(
-        [not (pd.isna(v) or (isinstance(v, str) and v.strip() in _MISSING)) for v in raw]
-    )
-    bad = dose & given & ~(dv == 0)
-    if mdv is not None:
-        bad &= mdv != 1
-    if bad.any():
-        pos = int(np.flatnonzero(bad)[0])
-        raise ValueError(
-            f"column {_show(dv_col)} has value {_show(raw[pos])} on a dose row (EVID 1) at "
-            f"{_where(df, pos, id_col)}; put the observation on its own row (EVID 0), or set "
-            "MDV 1 if it is not one"
-        )
-
-
-def _covariates(df, names, codes, first, id_col):
-    frame = {}
-    for name in names:
-        column = df[name]
-        per_id = column.groupby(codes, sort=True).nunique(dropna=False)
-        if (per_id > 1).any():
-            code = int(per_id.index[(per_id > 1).to_numpy()][0])
-            values = pd.unique(column[codes == code]).tolist()
-            raise ValueError(
-                f"covariate {_show(name)} is not constant within ID "
-                f"{_show(df[id_col].iloc[first[code]])}: "
-                f"values {values}; time-varying covariates are not supported yet"
-            )
-        frame[name] = column.iloc[first].reset_index(drop=True)
-    return pd.DataFrame(frame) if frame else None
-
-
 def from_long(
     df,
     *,

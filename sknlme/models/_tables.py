@@ -44,7 +44,8 @@ class TableMethods:
         """
         if not isinstance(X, Study):
             k = self.n_outputs
-            for ident, rec in zip(X.index, check_individuals(X), strict=True):
+            records = check_individuals(X)  # a TypeError naming the type first
+            for ident, rec in zip(X.index, records, strict=True):
                 if rec.n_outputs != k:
                     raise ValueError(
                         f"individual {ident!r} has {rec.n_outputs} outputs, but model "

@@ -9,7 +9,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._fitted import FittedPopulationMixin
 from ._importance import ImportanceObjective
-from ._inputs import covariate_effects, covariate_matrix, posterior_draws, prepare_study
+from ._inputs import covariate_effects, covariate_matrix, posterior_draws
 from ._multistart import random_startpoints, run_multistart, successful_starts
 from ._objective import PopulationObjective
 from ._params import PARAMETER_CONSTRAINTS, validate_params
@@ -249,7 +249,7 @@ class NLMEPopulationEstimator(FittedPopulationMixin, BaseEstimator):
         """
         model = self._model()
         covariate_effects(self.covariates)
-        study = prepare_study(model, X)
+        study = model.prepare(X)
         validate_data(self, X, reset=True, skip_check_array=True)
         rng = check_random_state(self.random_state)
         seeds = rng.randint(0, 2**31 - 1, size=5)

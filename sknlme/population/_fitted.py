@@ -7,7 +7,7 @@ import pandas as pd
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._importance import ImportanceObjective
-from ._inputs import posterior_draws, prepare_study
+from ._inputs import posterior_draws
 
 __all__ = ["FittedPopulationMixin"]
 
@@ -54,7 +54,7 @@ class FittedPopulationMixin:
         check_is_fitted(self)
         validate_data(self, X, reset=False, skip_check_array=True)
         model = self.posterior.model
-        study = prepare_study(model, X)
+        study = model.prepare(X)
         n_draws = self._RESCORE_FACTOR * self.n_samples
         if self.likelihood == "importance":
             samples, offsets = posterior_draws(

@@ -9,34 +9,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..data import Study, validate_individuals
 from ._objective import amortized_offsets
 
-__all__ = ["covariate_effects", "covariate_matrix", "posterior_draws", "prepare_study"]
+__all__ = ["covariate_effects", "covariate_matrix", "posterior_draws"]
 
 
 def _ident(X, i):
     """The ID of row ``i`` as a plain Python value (for messages)."""
     return X.index[[i]].tolist()[0]
-
-
-def prepare_study(model, X):
-    """``model.prepare(X)``: the individuals table validated once for ``model``.
-
-    Anything but a DataFrame or a Study gets the TypeError of
-    :func:`sknlme.data.validate_individuals` (which names the expected table).
-
-    Examples
-    --------
-    >>> from sknlme.models import LinearGaussian
-    >>> model = LinearGaussian()
-    >>> X, _ = model.simulate(3, random_state=0)
-    >>> len(prepare_study(model, X))
-    3
-    """
-    if not isinstance(X, pd.DataFrame | Study):
-        validate_individuals(X, n_outputs=model.n_outputs)
-    return model.prepare(X)
 
 
 def covariate_effects(covariates):
