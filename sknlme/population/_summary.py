@@ -46,23 +46,54 @@ def fd_hessian(gradient, x, rel_step=1e-4):
 
 
 def inverse_hessian(H, names):
-    """Covariance of the estimate, ``H^-1``; NaN with a warning when H is not PD."""
-    try:
-        np.linalg.cholesky(H)
-    except np.linalg.LinAlgError:
-        w, V = np.linalg.eigh(H)
-        worst = V[:, np.argmin(w)]
-        culprits = [names[i] for i in np.argsort(-np.abs(worst))[:3]]
+    """Covariance of the estimate, ``H^-1``, for the parameters where H is informative.
+
+    Where H is not positive definite (an estimate at a bound, a variance at zero, a
+    non-identifiable parameter), the parameter carrying most of the weakest direction
+    is set aside, repeatedly, until the rest of H is positive definite; the set-aside
+    parameters get NaN (with a warning naming them) and the others their covariance
+    with those held at the estimate, as R nlme reports fixed-effect SEs with a
+    variance at zero.
+
+    Examples
+    --------
+    >>> import numpy as np, warnings
+    >>> H = np.array([[4.0, 0.0], [0.0, -1e-3]])  # the second parameter has no curvature
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     cov = inverse_hessian(H, ["a", "b"])
+    >>> cov
+    array([[0.25,  nan],
+           [ nan,  nan]])
+    """
+    H = np.asarray(H, dtype=float)
+    keep = np.ones(len(H), dtype=bool)
+    set_aside, smallest = [], None
+    while keep.any():
+        sub = H[np.ix_(keep, keep)]
+        try:
+            np.linalg.cholesky(sub)
+            break
+        except np.linalg.LinAlgError:
+            w, V = np.linalg.eigh(sub)
+            smallest = w.min() if smallest is None else smallest
+            worst = np.flatnonzero(keep)[int(np.argmax(np.abs(V[:, np.argmin(w)])))]
+            keep[worst] = False
+            set_aside.append(names[worst])
+    cov = np.full_like(H, np.nan)
+    if keep.any():
+        cov[np.ix_(keep, keep)] = np.linalg.inv(H[np.ix_(keep, keep)])
+    if set_aside:
         warnings.warn(
             "the Hessian of the negative log-likelihood is not positive definite at the "
-            f"estimate (smallest eigenvalue {w.min():.3g}, mostly along {culprits}): an "
-            "estimate at a bound or a non-identifiable parameter; standard errors are NaN. "
-            "Use profile() for confidence intervals.",
+            f"estimate (smallest eigenvalue {smallest:.3g}): standard errors of {set_aside} "
+            "are NaN (an estimate at a bound, a variance at zero or a non-identifiable "
+            "parameter); those of the others hold them at their estimates. Use profile() "
+            "for confidence intervals.",
             RuntimeWarning,
             stacklevel=3,
         )
-        return np.full_like(H, np.nan)
-    return np.linalg.inv(H)
+    return cov
 
 
 def jacobian(fun, x, rel_step=1e-6):
@@ -157,7 +188,12 @@ def population_table(derived_fun, x, cov_x, confidence=0.95):
     rows = derived_fun(x)
     values = np.array([v for _, _, v in rows], dtype=float)
     J = jacobian(lambda z: [v for _, _, v in derived_fun(z)], x)
-    se = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", J, cov_x, J), 0.0))
+    # parameters without a standard error (NaN rows of cov_x) make NaN only the
+    # quantities that depend on them
+    unknown = np.isnan(np.diag(cov_x))
+    known = np.where(np.isnan(cov_x), 0.0, cov_x)
+    se = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", J, known, J), 0.0))
+    se[np.any(J[:, unknown] != 0, axis=1)] = np.nan
     z = norm.ppf(0.5 + confidence / 2)
     lo, hi = values - z * se, values + z * se
     for i, (_, kind, v) in enumerate(rows):
