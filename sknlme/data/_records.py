@@ -160,7 +160,7 @@ def make_individuals(records, ids=None, covariates=None):
     if len(index) != n:
         raise ValueError(f"got {len(index)} ids for {n} individuals")
     if index.has_duplicates:
-        dup = index[index.duplicated()][0]
+        dup = index[index.duplicated()].tolist()[0]  # a plain Python value, not np.int64(3)
         raise ValueError(f"ID {dup!r} appears more than once")
     frame = pd.DataFrame(index=index)
     if covariates is not None:
