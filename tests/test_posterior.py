@@ -247,8 +247,12 @@ def test_outside_training_design_warns(post, X):
     records = list(X["records"])
     records[4] = IndividualRecords([0.0, 5.0, 50.0], [0.1, 0.2, 0.3])
     far = make_individuals(records, ids=X.index)
-    with pytest.warns(UserWarning, match=rf"individuals {X.index.tolist()[4]!r} have times beyond"):
+    i = X.index.tolist()[4]
+    with pytest.warns(UserWarning, match=rf"ID {i}: .*last observation time 50 \(trained on 1\)"):
         post.sample(far, 3, random_state=0)
+    with pytest.raises(ValueError, match=rf"ID {i}: 3 observations \(trained on 5\)"):
+        post.set_params(on_outside="raise").sample(far, 3, random_state=0)
+    post.set_params(on_outside="warn")
 
 
 class Scaled(Model):

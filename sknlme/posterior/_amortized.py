@@ -11,10 +11,11 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..simulate import draw_seed, keyed_standard_normal
 from ._encoding import pad_sets, set_size
+from ._envelope import EnvelopeChecks, design_envelope
 from ._params import Hyperparameters
 from ._runtime import NetworkRuntime, redraw_outliers
 from ._storage import Storage
-from ._training import encode_chunks, fit_encoder, presimulated, simulate_rounds
+from ._training import encode_chunks, fit_encoder, training_chunks, training_designs
 
 _REDRAW_ROUNDS = 10
 
@@ -24,7 +25,7 @@ def _round_seed(seed, r):
     return np.random.SeedSequence([int(seed), r]).generate_state(1, np.uint64)[0]
 
 
-class AmortizedPosterior(Storage, Hyperparameters, TransformerMixin, BaseEstimator):
+class AmortizedPosterior(EnvelopeChecks, Storage, Hyperparameters, TransformerMixin, BaseEstimator):
     """Neural posterior estimator q(phi | y_i) of one individual's parameters.
 
     Trained once per model on simulations (drawn from the model's design
@@ -74,6 +75,10 @@ default="deepset"
         coordinate (prior density below ``exp(-max_prior_sd**2 / 2)``, never
         seen in training) are artefacts of the flow's tails: they are redrawn,
         i.e. q is truncated to that box (see Notes). None keeps every draw.
+    on_outside : {"warn", "raise"}, default="warn"
+        What :meth:`sample`, :meth:`transform` and :meth:`log_prob` do with
+        individuals outside the training designs (:meth:`check_envelope`):
+        warn, naming them and what is outside, or raise a ValueError.
     random_state : int, RandomState or None, default=None
         Seeds simulation, network initialisation, shuffling and :meth:`transform`.
         :meth:`fit` calls ``keras.utils.set_random_seed`` (Keras' global seeds).
@@ -86,6 +91,8 @@ default="deepset"
         The trained networks.
     encoder_ : Encoder
         Input encoding with its training standardisation statistics.
+    envelope_ : dict
+        Ranges of the training designs (see :meth:`check_envelope`).
     history_ : dict of list of float
         Training (``"loss"``) and validation (``"val_loss"``) loss per epoch.
     n_simulations_ : int
@@ -141,6 +148,7 @@ default="deepset"
         n_samples=100,
         callbacks=None,
         max_prior_sd=8.0,
+        on_outside="warn",
         random_state=None,
         verbose=0,
     ):
@@ -160,6 +168,7 @@ default="deepset"
         self.n_samples = n_samples
         self.callbacks = callbacks
         self.max_prior_sd = max_prior_sd
+        self.on_outside = on_outside
         self.random_state = random_state
         self.verbose = verbose
 
@@ -197,14 +206,7 @@ default="deepset"
         self._check_params()
         rng = check_random_state(self.random_state)
         keras.utils.set_random_seed(int(rng.randint(2**31 - 1)))
-        if X_sim is None:
-            if phi_sim is not None:
-                raise ValueError("phi_sim given without X_sim")
-            chunks = simulate_rounds(self.model, self.n_simulations, rng, self.verbose)
-        else:
-            if phi_sim is None:
-                raise ValueError("X_sim given without phi_sim (the true parameters)")
-            chunks = presimulated(self.model, X_sim, phi_sim)
+        chunks = training_chunks(self.model, X_sim, phi_sim, self.n_simulations, rng, self.verbose)
         encoder = fit_encoder(chunks, self.model.prior_mean, self.model.prior_std)
         set_x, mask, cond, phi = encode_chunks(encoder, chunks)
         n = len(phi)
@@ -212,6 +214,7 @@ default="deepset"
         if self.validation_fraction > 0 and (n_val < 1 or n - n_val < 1):
             raise ValueError(f"{n} simulations are too few for validation_fraction")
         self.encoder_ = encoder
+        self.envelope_ = design_envelope(*training_designs(chunks))
         self.set_size_ = set_x.shape[1]
         self.n_simulations_ = n
         self._runtime = NetworkRuntime.build(self._network_config())
@@ -229,7 +232,7 @@ default="deepset"
         check_is_fitted(self)
         study = self.model.prepare(X, require_values=False)
         padded, cov = study.padded, study.simulator_covariates
-        self.encoder_.check_design(padded, cov, study.ids)
+        self._check_outside(study)
         set_x, mask, cond = self.encoder_.encode(padded, cov)
         n_elements = mask.sum(1).astype(int)
         if self.summary_network is None:

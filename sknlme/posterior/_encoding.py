@@ -21,28 +21,48 @@ Parameters are standardised with the training prior, ``(phi - mean) / sd``
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 from ..data import Padded
 
 
+def _degenerate(sd, mean):
+    """Where a training SD is (near) zero or non-finite: a (near-)constant input."""
+    sd, mean = np.asarray(sd, dtype=float), np.asarray(mean, dtype=float)
+    return ~(np.isfinite(sd) & (sd >= 1e-8 * (1.0 + np.abs(mean))))
+
+
 def _mean_sd(x, axis=0):
+    """Mean and SD of training inputs; a constant input is centred on its value, SD 1.
+
+    Dividing by the round-off SD of a constant (1.2e-12 for the dose count of
+    single-dose training) made any other value an input of +-3e11. The network
+    never saw that input vary, so any scale is right for the training data.
+    """
     x = np.asarray(x, dtype=float)
     if x.size == 0:
         shape = x.shape[1:] if axis == 0 and x.ndim > 1 else ()
         return np.zeros(shape), np.ones(shape)
-    mean = x.mean(axis=axis)
-    sd = x.std(axis=axis)
-    sd = np.where(np.isfinite(sd) & (sd > 1e-12), sd, 1.0)
-    return mean, sd
+    mean, sd = x.mean(axis=axis), x.std(axis=axis)
+    flat = _degenerate(sd, mean)
+    first = np.take(x, 0, axis=axis)
+    return np.where(flat, first, mean), np.where(flat, 1.0, sd)
 
 
-def _names(ids, idx, limit=5):
-    bad = [repr(ids[i]) for i in idx[:limit]]
-    more = f" and {len(idx) - limit} more" if len(idx) > limit else ""
-    return ", ".join(bad) + more
+def _repair(mean, sd, x0):
+    """Mean and SD with degenerate entries replaced, keeping the training input.
+
+    Files saved before :func:`_mean_sd` centred a constant ``x0`` on its
+    round-off mean: the network saw ``c0 = (x0 - mean) / sd`` (about +-1, an
+    O(1) constant). The repair keeps that input for ``x0`` and gives every
+    other value ``c0 + (x - x0)``.
+    """
+    mean, sd = np.atleast_1d(np.asarray(mean, float)), np.atleast_1d(np.asarray(sd, float))
+    x0 = np.where(np.isfinite(x0), x0, mean)
+    flat = _degenerate(sd, mean)
+    with np.errstate(all="ignore"):
+        c0 = np.where(sd > 0, (x0 - mean) / sd, 0.0)
+    return np.where(flat, x0 - c0, mean), np.where(flat, 1.0, sd)
 
 
 class Encoder:
@@ -103,20 +123,42 @@ class Encoder:
         return dict(self.state)
 
     @classmethod
-    def from_dict(cls, state, prior_mean=None, prior_std=None):
+    def from_dict(cls, state, prior_mean=None, prior_std=None, envelope=None):
         """Inverse of :meth:`to_dict`.
+
+        Degenerate SDs of older files are repaired (:func:`_repair`): the
+        constant training input is known from its structure (counts are
+        integers), the saved covariate range, or the training ``envelope``
+        (constant dose amount).
 
         States saved before the encoder held the parameter standardisation lack
         ``param_mean``/``param_sd``: they are taken from ``prior_mean`` and
         ``prior_std`` (the model's training prior).
         """
-        state = dict(state)
+        state = cls._repaired(dict(state), envelope)
         for key, value in (("param_mean", prior_mean), ("param_sd", prior_std)):
             if key not in state:
                 if value is None:
                     raise ValueError(f"encoder state lacks {key!r}; pass the training prior")
                 state[key] = np.asarray(value, dtype=float).tolist()
         return cls(state)
+
+    @staticmethod
+    def _repaired(state, envelope):
+        k, mean = state["n_outputs"], np.asarray(state["cond_mean"], float)
+        x0 = np.full(mean.shape, np.nan)
+        x0[: k + 1] = np.log1p(np.round(np.expm1(mean[: k + 1])))  # log1p(count)
+        lo, hi = np.asarray(state["cov_min"], float), np.asarray(state["cov_max"], float)
+        x0[k + 1 :] = np.where(lo == hi, lo, np.nan)
+        m, sd = _repair(mean, state["cond_sd"], x0)
+        state["cond_mean"], state["cond_sd"] = m.tolist(), sd.tolist()
+        amounts = (envelope or {}).get("dose_amounts")
+        a0 = np.log(amounts[0]) if amounts and amounts[0] == amounts[1] else np.nan
+        m, sd = _repair(state["amount_mean"], state["amount_sd"], a0)
+        state["amount_mean"], state["amount_sd"] = float(m[0]), float(sd[0])
+        m, sd = _repair(state["value_mean"], state["value_sd"], np.nan)
+        state["value_mean"], state["value_sd"] = m.tolist(), sd.tolist()
+        return state
 
     # ---------------------------------------------------------- parameters
     def standardize(self, phi):
@@ -146,34 +188,6 @@ class Encoder:
         return len(self.state["cond_mean"])
 
     # ---------------------------------------------------------- inference
-    def check_design(self, padded, covariates, ids):
-        """Warn about individuals outside the training designs."""
-        s = self.state
-        t_last = np.maximum(
-            np.where(padded.obs_mask, padded.times, 0.0).max(1, initial=0.0),
-            np.where(padded.dose_mask, padded.dose_times, 0.0).max(1, initial=0.0),
-        )
-        checks = [
-            (t_last > 1.1 * s["t_scale"], f"times beyond the training range (> {s['t_scale']:g})"),
-            (padded.obs_mask.sum(1) > s["max_obs"], f"more than {s['max_obs']} observation times"),
-            (padded.dose_mask.sum(1) > s["max_doses"], f"more than {s['max_doses']} doses"),
-            (~padded.value_mask().any((1, 2)), "no observed value"),
-        ]
-        if s["n_covariates"]:
-            lo, hi = np.asarray(s["cov_min"]), np.asarray(s["cov_max"])
-            span = hi - lo
-            out = (covariates < lo - 0.1 * span) | (covariates > hi + 0.1 * span)
-            checks.append((out.any(1), "covariates outside the training range"))
-        for bad, what in checks:
-            idx = np.flatnonzero(bad)
-            if idx.size:
-                warnings.warn(
-                    f"individuals {_names(ids, idx)} have {what}; the network was not "
-                    "trained on such designs and its posterior may be poor",
-                    UserWarning,
-                    stacklevel=3,
-                )
-
     def encode(self, padded, covariates):
         """Network inputs of a padded population.
 

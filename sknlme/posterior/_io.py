@@ -16,12 +16,25 @@ import io
 import json
 import warnings
 import zipfile
+import zlib
 from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
 
 FORMAT = "sknlme-amortized-posterior"
 FORMAT_VERSION = 1
+REQUIRED = ("versions", "params", "encoder", "fitted")
+ENCODER_KEYS = (
+    "n_outputs",
+    "n_covariates",
+    "t_scale",
+    "value_mean",
+    "value_sd",
+    "amount_mean",
+    "amount_sd",
+    "cond_mean",
+    "cond_sd",
+)
 
 
 def _versions():
@@ -159,7 +172,7 @@ def from_bytes(data, source="data"):
             header = json.loads(zf.read("posterior.json"))
             with np.load(io.BytesIO(zf.read("weights.npz"))) as npz:
                 weights = {k: npz[k] for k in npz.files}
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as exc:
+    except (zipfile.BadZipFile, zlib.error, KeyError, ValueError, OSError, EOFError) as exc:
         raise ValueError(
             f"{source} is not a readable sknlme posterior file (corrupted?): {exc}"
         ) from None
@@ -170,8 +183,19 @@ def from_bytes(data, source="data"):
             f"{source} has format version {header.get('format_version')}; this sknlme reads "
             f"version {FORMAT_VERSION}"
         )
+    missing = [k for k in REQUIRED if k not in header]
+    missing += [f"encoder/{k}" for k in ENCODER_KEYS if k not in header.get("encoder", {})]
+    missing += [] if "set_size_" in header.get("fitted", {}) else ["fitted/set_size_"]
+    if missing:
+        raise ValueError(f"{source} lacks header entries {missing} (corrupted or edited?)")
+    bad = [k for k, w in weights.items() if not np.all(np.isfinite(w))]
+    if bad:
+        raise ValueError(
+            f"{source} holds non-finite network weights ({len(bad)} arrays, e.g. {bad[0]}): "
+            "the network is broken; retrain it"
+        )
     saved, current = header["versions"], _versions()
-    for pkg in ("bayesflow", "keras"):
+    for pkg in ("sknlme", "bayesflow", "keras"):
         if (saved.get(pkg) or "").split(".")[:2] != (current.get(pkg) or "").split(".")[:2]:
             warnings.warn(
                 f"{source} was saved with {pkg} {saved.get(pkg)}, running {current.get(pkg)}",

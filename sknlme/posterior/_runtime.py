@@ -103,7 +103,7 @@ class NetworkRuntime:
         steps = settings.epochs * len(train)
         schedule = keras.optimizers.schedules.CosineDecay(settings.learning_rate, steps)
         self.estimator.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=1.0))
-        callbacks = list(settings.callbacks)
+        callbacks = [*settings.callbacks, keras.callbacks.TerminateOnNaN()]
         if settings.early_stopping:
             callbacks.append(
                 keras.callbacks.EarlyStopping(
@@ -118,7 +118,17 @@ class NetworkRuntime:
             verbose=settings.verbose,
         )
         self._compiled = {}
-        return {key: [float(v) for v in values] for key, values in history.history.items()}
+        history = {key: [float(v) for v in values] for key, values in history.history.items()}
+        losses = history.get("loss", []) + history.get("val_loss", [])
+        if not losses or not np.all(np.isfinite(losses)):
+            raise ValueError(
+                f"training failed: the loss became non-finite after {len(history.get('loss', []))} "
+                "epochs (non-finite simulations or parameters, or a too large learning_rate); "
+                "the network is unusable"
+            )
+        if not all(np.all(np.isfinite(v)) for v in self.get_weights().values()):
+            raise ValueError("training failed: non-finite network weights; the network is unusable")
+        return history
 
     # ------------------------------------------------------------- weights
     def layers(self):

@@ -6,6 +6,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _io
 from ._encoding import Encoder
+from ._envelope import sampled_envelope
 from ._runtime import NetworkRuntime
 
 _FITTED = ("set_size_", "n_simulations_", "history_", "training_time_")
@@ -23,6 +24,7 @@ class Storage:
             {k: getattr(self, k) for k in _FITTED},
             self.model if with_model else None,
         )
+        header["envelope"] = self.envelope_
         return _io.to_bytes(header, self._runtime.get_weights())
 
     def _restore(self, header, weights):
@@ -31,8 +33,11 @@ class Storage:
         self._check_params()
         for key, value in header["fitted"].items():
             setattr(self, key, value)
+        # files saved before the envelope: their networks were trained on the
+        # model's design distribution, so its draws give the envelope
+        self.envelope_ = header.get("envelope") or sampled_envelope(self.model)
         self.encoder_ = Encoder.from_dict(
-            header["encoder"], self.model.prior_mean, self.model.prior_std
+            header["encoder"], self.model.prior_mean, self.model.prior_std, self.envelope_
         )
         self._runtime = NetworkRuntime.build(self._network_config())
         self._runtime.set_weights(weights)
@@ -104,8 +109,11 @@ class Storage:
         with open(path, "rb") as fh:
             data = fh.read()
         header, weights = _io.from_bytes(data, source=str(path))
-        model = _io.header_model(header, model, source=str(path))
-        return cls._from_state(header, weights, model)
+        try:
+            model = _io.header_model(header, model, source=str(path))
+            return cls._from_state(header, weights, model)
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"{path} has an incomplete header (missing {exc})") from None
 
     def __getstate__(self):
         state = {k: v for k, v in self.__dict__.items() if not k.endswith("_") and k != "_runtime"}

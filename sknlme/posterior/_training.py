@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from keras.utils import PyDataset
@@ -10,6 +12,36 @@ from ..data import Padded
 from ._encoding import Encoder, as_padded, pad_sets
 
 ROUND_SIZE = 5000
+# share of failed simulations refused: 1 % dropped from training biases the
+# posterior's training prior by at most that much mass; more points at a broken
+# simulator or a prior reaching where it fails
+MAX_FAILED = 0.01
+
+
+def drop_failed(chunks, source="simulations"):
+    """Chunks without failed individuals; warns about them, raises above ``MAX_FAILED``.
+
+    A simulation failed when a value is infinite, its parameters are not finite
+    or it has no finite value at all (NaN values alone are missing values,
+    which simulators may draw on purpose).
+    """
+    failed = [
+        np.isinf(p.values).any((1, 2)) | ~p.value_mask().any((1, 2)) | ~np.isfinite(phi).all(1)
+        for p, _, phi in chunks
+    ]
+    n_bad, n = sum(int(f.sum()) for f in failed), sum(len(f) for f in failed)
+    if not n_bad:
+        return chunks
+    share = n_bad / n
+    message = f"{n_bad} of {n} {source} ({share:.2%}) failed (infinite values or none finite)"
+    if share > MAX_FAILED:
+        raise ValueError(f"{message}: more than {MAX_FAILED:.0%}; fix the simulator or prior")
+    warnings.warn(f"{message}; they are left out of training", UserWarning, stacklevel=3)
+    return [
+        (p.take(np.flatnonzero(~f)), c[~f], phi[~f])
+        for (p, c, phi), f in zip(chunks, failed, strict=True)
+        if (~f).any()
+    ]
 
 
 def simulate_rounds(model, n, rng, verbose=0):
@@ -39,6 +71,19 @@ def simulate_rounds(model, n, rng, verbose=0):
     return chunks
 
 
+def training_chunks(model, X_sim, phi_sim, n_simulations, rng, verbose=0):
+    """Training chunks: fresh simulations or checked presimulated ones, failures dropped."""
+    if X_sim is None:
+        if phi_sim is not None:
+            raise ValueError("phi_sim given without X_sim")
+        chunks = simulate_rounds(model, n_simulations, rng, verbose)
+    else:
+        if phi_sim is None:
+            raise ValueError("X_sim given without phi_sim (the true parameters)")
+        chunks = presimulated(model, X_sim, phi_sim)
+    return drop_failed(chunks)
+
+
 def presimulated(model, X_sim, phi_sim):
     """Validate user simulations: an individuals table (or Padded) and true parameters."""
     if isinstance(X_sim, pd.DataFrame):
@@ -65,11 +110,15 @@ def presimulated(model, X_sim, phi_sim):
     return [(padded, cov, phi)]
 
 
+def training_designs(chunks):
+    """All chunks' individuals as one ``(Padded, covariates ndarray)``."""
+    padded = Padded.concatenate([c[0] for c in chunks]) if len(chunks) > 1 else chunks[0][0]
+    return padded, np.concatenate([c[1] for c in chunks])
+
+
 def fit_encoder(chunks, prior_mean, prior_std):
     """An :class:`Encoder` fit on all chunks (padded to a common width) and the prior."""
-    padded = Padded.concatenate([c[0] for c in chunks]) if len(chunks) > 1 else chunks[0][0]
-    covariates = np.concatenate([c[1] for c in chunks])
-    return Encoder.fit(padded, covariates, prior_mean, prior_std)
+    return Encoder.fit(*training_designs(chunks), prior_mean, prior_std)
 
 
 def encode_chunks(encoder, chunks):
