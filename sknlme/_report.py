@@ -32,18 +32,58 @@ def describe_starts(estimator):
     >>> model = LinearGaussian(n_params=1, sigma=0.3)
     >>> X, _ = model.simulate(20, random_state=0)
     >>> pop = NLMEPopulationEstimator(ExactGaussianPosterior(model).fit(), n_samples=20,
-    ...                               n_starts=2, random_state=0).fit(X)
+    ...                               n_starts=2, likelihood="amortized", random_state=0).fit(X)
     >>> describe_starts(pop)
     '2 of 2 starts reached the best value'
     """
     runs = len(estimator.optimize_result_.optimize_result.list)
     text = f"{estimator.n_starts_converged_} of {runs}"
-    if estimator.likelihood == "importance":
+    if estimator.likelihood_ == "importance":
         return (
             f"{estimator.n_starts} starts; {text} refinements on the exact likelihood "
             "reached the best value"
         )
     return f"{text} starts reached the best value"
+
+
+def describe_loglik(estimator):
+    """The log-likelihood line of reports and the CLI, with AIC and BIC where comparable.
+
+    An amortized log-likelihood holds an unknown constant (it depends on the
+    data and the network): it is marked as not comparable across models and
+    tools, and no AIC or BIC is printed for it.
+
+    Parameters
+    ----------
+    estimator : NLMEPopulationEstimator
+        A fitted estimator.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> from sknlme.models import LinearGaussian
+    >>> from sknlme.population import NLMEPopulationEstimator
+    >>> from sknlme.posterior import ExactGaussianPosterior
+    >>> from sknlme._report import describe_loglik
+    >>> model = LinearGaussian(n_params=1, sigma=0.3)
+    >>> X, _ = model.simulate(20, random_state=0)
+    >>> pop = NLMEPopulationEstimator(ExactGaussianPosterior(model).fit(), n_samples=20,
+    ...                               n_starts=2, likelihood="amortized", random_state=0).fit(X)
+    >>> "no AIC/BIC" in describe_loglik(pop)
+    True
+    """
+    if estimator.likelihood_ != "importance":
+        return (
+            f"log-likelihood {estimator.loglik_:.3f} (amortized: up to a constant, "
+            "not comparable across models or tools; no AIC/BIC)"
+        )
+    return (
+        f"log-likelihood {estimator.loglik_:.3f}  AIC {estimator.aic_:.2f}  "
+        f"BIC {estimator.bic_:.2f}"
+    )
 
 
 def _savefig(fig, path, written):
@@ -157,10 +197,9 @@ def write_report(estimator, X, out_dir, *, profile=True, calibration=True, rando
         f"sknlme population fit — {time.strftime('%Y-%m-%d %H:%M:%S')}",
         f"model: {model.name} ({', '.join(model.param_names)})",
         f"individuals: {len(X)}",
-        f"covariance: {estimator.covariance}, likelihood: {estimator.likelihood}",
+        f"covariance: {estimator.covariance}, likelihood: {estimator.likelihood_}",
         f"starts: {describe_starts(estimator)}",
-        f"log-likelihood: {estimator.loglik_:.3f}   AIC: {estimator.aic_:.2f}   "
-        f"BIC: {estimator.bic_:.2f}",
+        describe_loglik(estimator),
         "",
         table.to_string(float_format=lambda v: f"{v:.4g}"),
     ]

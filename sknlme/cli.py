@@ -40,7 +40,7 @@ def _load_posterior(model_name, path):
 def _fit_and_report(X, posterior, args, random_effects=None):
     from sklearn.frozen import FrozenEstimator
 
-    from ._report import describe_starts, write_report
+    from ._report import describe_loglik, describe_starts, write_report
     from .population import NLMEPopulationEstimator
 
     start = time.perf_counter()
@@ -55,10 +55,7 @@ def _fit_and_report(X, posterior, args, random_effects=None):
     ).fit(X)
     fit_time = time.perf_counter() - start
     print(est.summary().to_string(float_format=lambda v: f"{v:.4g}"))
-    print(
-        f"\nlog-likelihood {est.loglik_:.3f}  AIC {est.aic_:.2f}  BIC {est.bic_:.2f}  "
-        f"({describe_starts(est)}; fit {fit_time:.1f} s)"
-    )
+    print(f"\n{describe_loglik(est)}  ({describe_starts(est)}; fit {fit_time:.1f} s)")
     if args.out:
         files = write_report(
             est, X, args.out, profile=not args.no_profile, random_state=args.random_state
@@ -70,7 +67,12 @@ def _fit_and_report(X, posterior, args, random_effects=None):
 def _add_fit_options(p):
     p.add_argument("--covariance", default="diag", choices=["diag", "cholesky"])
     p.add_argument("--covariates", default=None, help="COLUMN:PARAMETER pairs, comma separated")
-    p.add_argument("--likelihood", default="importance", choices=["amortized", "importance"])
+    p.add_argument(
+        "--likelihood",
+        default="auto",
+        choices=["auto", "amortized", "importance"],
+        help="auto: importance where the model has a likelihood, else amortized",
+    )
     p.add_argument("--n-starts", type=int, default=10)
     p.add_argument("--random-state", type=int, default=0)
     p.add_argument("--no-profile", action="store_true", help="skip profile likelihoods")

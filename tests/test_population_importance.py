@@ -75,7 +75,7 @@ def test_parameters_without_random_effect_are_exact():
     """A parameter without random effect is held at its mean: Psi entry exactly 0."""
     model, X, base = _setup(random_effects=["theta0"])
     obj = ImportanceObjective(base, model, X, 400, random_state=2)
-    cov = np.diag([0.3, base.layout.variance_floor])
+    cov = np.diag([0.3, base.layout.variance_floor[1]])
     x = base.pack(beta=[0.2, -0.4], cov=cov)
     exact = model.marginal_loglik(X, np.array([0.2, -0.4]), np.diag([0.3, 0.0]))
     assert np.allclose(obj.individual_loglik(x), exact, atol=0.5)

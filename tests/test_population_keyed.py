@@ -79,7 +79,11 @@ def test_feature_names_checked_at_score_and_predict(data):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         pop = NLMEPopulationEstimator(
-            ExactGaussianPosterior(model).fit(), n_samples=20, n_starts=1, random_state=0
+            ExactGaussianPosterior(model).fit(),
+            likelihood="amortized",
+            n_samples=20,
+            n_starts=1,
+            random_state=0,
         ).fit(X)
     assert list(pop.feature_names_in_) == ["WT", "records"]
     for bad in (X[["records", "WT"]], X[["records"]], X.assign(AGE=1.0)):

@@ -32,7 +32,9 @@ def setup():
     post = ExactGaussianPosterior(model).fit()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        pop = NLMEPopulationEstimator(post, n_samples=200, n_starts=2, random_state=0).fit(X)
+        pop = NLMEPopulationEstimator(
+            post, likelihood="amortized", n_samples=200, n_starts=2, random_state=0
+        ).fit(X)
     table = pop.profile()
     return model, X, pop, table
 
@@ -108,7 +110,7 @@ def test_plot_profiles(setup):
     assert len(fig.axes) == 1
     with pytest.raises(ValueError, match="no profile for"):
         plot_profiles(pop, params=["x"])
-    fresh = NLMEPopulationEstimator(pop.posterior)
+    fresh = NLMEPopulationEstimator(pop.posterior, likelihood="amortized")
     with pytest.raises(ValueError, match="no profiles to plot"):
         plot_profiles(fresh)
 

@@ -40,7 +40,7 @@ from sknlme.posterior import ExactGaussianPosterior
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 
-FAST = {"n_samples": 30, "n_starts": 1, "random_state": 0}
+FAST = {"n_samples": 30, "n_starts": 1, "random_state": 0, "likelihood": "amortized"}
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,10 @@ def post(data):
     ],
 )
 def test_applicable_estimator_checks(check, post):
-    check("NLMEPopulationEstimator", NLMEPopulationEstimator(FrozenEstimator(post)))
+    check(
+        "NLMEPopulationEstimator",
+        NLMEPopulationEstimator(FrozenEstimator(post), likelihood="amortized"),
+    )
 
 
 def test_fit_does_not_change_parameters(data, post):

@@ -56,6 +56,9 @@ class BaseObjective:
     Subclasses set ``layout`` (a ``Parametrization``), ``covariates`` (n, p)
     and ``n``, and implement ``value_and_gradient``, ``__call__``,
     ``gradient``, ``individual_loglik``, ``weights`` and ``conditional_means``.
+    ``exact_likelihood`` says whether the value is the exact negative
+    log-likelihood (comparable across models and tools) or one up to a
+    constant that depends on the data (the amortized objective).
 
     Examples
     --------
@@ -65,6 +68,8 @@ class BaseObjective:
     >>> obj.x_names, obj.n_x
     (['a', 'log_var(a)'], 2)
     """
+
+    exact_likelihood = False
 
     # ------------------------------------------------------------ layout
     @property

@@ -16,6 +16,12 @@ from ._params import PARAMETER_CONSTRAINTS, validate_params
 from ._result import PopulationFitResult
 
 
+def _prior_scale(model):
+    """``max(1, prior variance)`` of each parameter: the scale of ``variance_floor``."""
+    cov = np.asarray(model.prior_cov, dtype=float)
+    return np.maximum(1.0, np.diag(cov) if cov.ndim == 2 else cov)
+
+
 class NLMEPopulationEstimator(FittedPopulationMixin, BaseEstimator):
     """Population (NLME) parameters from amortized individual posteriors.
 
@@ -39,7 +45,7 @@ class NLMEPopulationEstimator(FittedPopulationMixin, BaseEstimator):
         Parameters with a random effect; when None, the model's structural
         parameters (``model.structural_params``: every parameter but the
         residual-error ones of ``model.error_params``). The others have the
-        fixed variance ``variance_floor``.
+        fixed variance set by ``variance_floor``.
     covariates : dict, default=None
         Covariate column -> list of parameter names it shifts linearly (in
         the column values as given, e.g. standardised by a ColumnTransformer).
@@ -57,17 +63,24 @@ class NLMEPopulationEstimator(FittedPopulationMixin, BaseEstimator):
         Population parameter name -> ``(low, high)``, overriding defaults
         derived from the range of the draws.
     variance_floor : float, default=1e-3
-        Variance of parameters without random effect in the amortized
-        likelihood (the importance likelihood holds them at their population
-        value exactly).
+        Relative variance of parameters without random effect in the amortized
+        likelihood: parameter ``j`` gets ``variance_floor * max(1, v_j)`` with
+        ``v_j`` its prior variance (``model.prior_cov``), so that a
+        natural-scale parameter of prior SD 200 gets an SD of 6.3, not 0.03
+        (the log-scale parameters of the built-in models, ``v_j <= 1``, keep
+        1e-3). The importance likelihood holds them at their population value
+        exactly.
     n_jobs : int, default=None
         Parallel starts through joblib (active backend; threads by default).
     random_state : int, RandomState or None, default=None
         Seeds the draws and the start points.
-    likelihood : {"amortized", "importance"}, default="amortized"
+    likelihood : {"auto", "amortized", "importance"}, default="amortized"
+        ``"auto"``: ``"importance"`` where ``model.has_likelihood``, else
+        ``"amortized"`` (``likelihood_`` says which ran).
         ``"amortized"``: the posterior stands for ``p(y|phi) p0(phi)`` (the
         log-likelihood is then known up to a constant that depends on the data
-        only). ``"importance"``: the model's exact observation likelihood is
+        only: not comparable across models or tools, so no AIC or BIC).
+        ``"importance"``: the model's exact observation likelihood is
         integrated over the random effects by importance sampling (needs
         ``model.has_likelihood``; see :class:`ImportanceObjective`), with
         parameters without random effect at their population value exactly;
@@ -86,10 +99,15 @@ class NLMEPopulationEstimator(FittedPopulationMixin, BaseEstimator):
         Standard deviations of the random effects.
     covariance_ : DataFrame
         ``Psi`` (including ``variance_floor`` for parameters without effect).
+    likelihood_ : {"amortized", "importance"}
+        The likelihood that ran (``likelihood="auto"`` resolved).
     loglik_, aic_, bic_ : float
         Log-likelihood on the re-scoring draws; ``aic = 2k - 2 loglik`` and
         ``bic = k log(n) - 2 loglik`` with ``k`` free parameters and ``n``
-        individuals (the individual is the independent unit).
+        individuals (the individual is the independent unit). NaN for the
+        amortized likelihood: its log-likelihood holds an unknown constant that
+        depends on the data and the network, so it compares neither across
+        models nor with other tools.
     x_, x_names_ : ndarray, list of str
         Free population parameters and their names.
     standard_errors_ : Series
@@ -201,6 +219,12 @@ class NLMEPopulationEstimator(FittedPopulationMixin, BaseEstimator):
             )
         return model
 
+    def _resolved_likelihood(self, model):
+        """``likelihood``, with ``"auto"`` resolved by ``model.has_likelihood``."""
+        if self.likelihood != "auto":
+            return self.likelihood
+        return "importance" if model.has_likelihood else "amortized"
+
     def _objective(self, study, model, samples, offsets, fixed, bounds):
         effects = covariate_effects(self.covariates)
         names = list(effects)
@@ -215,7 +239,7 @@ class NLMEPopulationEstimator(FittedPopulationMixin, BaseEstimator):
             covariate_names=names or None,
             covariate_effects=effects or None,
             fixed=fixed,
-            variance_floor=self.variance_floor,
+            variance_floor=self.variance_floor * _prior_scale(model),
             bounds=bounds,
         )
 
@@ -263,7 +287,8 @@ class NLMEPopulationEstimator(FittedPopulationMixin, BaseEstimator):
         multistart = dict(optimizer=self.optimizer, n_jobs=self.n_jobs, verbose=self.verbose)
         result = run_multistart(objective, objective.x_names, lb, ub, x0, **multistart)
         ok, failed = successful_starts(result, stacklevel=3)
-        if self.likelihood == "importance":
+        self.likelihood_ = self._resolved_likelihood(model)
+        if self.likelihood_ == "importance":
             # refine the best amortized end points on the exact likelihood
             objective = ImportanceObjective(
                 objective, model, study, self.n_samples, random_state=seed_importance

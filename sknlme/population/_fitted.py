@@ -56,7 +56,7 @@ class FittedPopulationMixin:
         model = self.posterior.model
         study = model.prepare(X)
         n_draws = self._RESCORE_FACTOR * self.n_samples
-        if self.likelihood == "importance":
+        if self.likelihood_ == "importance":
             samples, offsets = posterior_draws(
                 self.posterior, model, study, self.n_samples, self._eval_seed
             )

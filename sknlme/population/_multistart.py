@@ -32,6 +32,8 @@ from pypesto.objective import ObjectiveBase
 from sklearn.utils import check_random_state
 from threadpoolctl import threadpool_limits
 
+from ._safeguard import minimize_safeguarded
+
 __all__ = [
     "PypestoObjective",
     "default_optimizer",
@@ -151,16 +153,23 @@ def random_startpoints(lb, ub, n_starts, random_state=None):
 
 
 def _run_start(objective, x_names, lb, ub, optimizer, x0, start_id, inner_threads):
-    """One local optimisation; never raises (a failure becomes exitflag -1)."""
+    """One safeguarded local optimisation (see ``_safeguard``); never raises.
+
+    A failure (an exception, a stalled start) becomes exitflag -1.
+    """
     t0 = time.perf_counter()
     objective = copy.copy(objective)  # own evaluation cache per start; draws are shared
     previous = numba.get_num_threads()
     if inner_threads is not None:  # thread-local: parallel starts, serial kernels
         numba.set_num_threads(min(inner_threads, previous))
     try:
-        problem = make_problem(objective, x_names, lb, ub)
         options = pypesto.optimize.OptimizeOptions(allow_failed_starts=True, report_sres=False)
-        result = optimizer.minimize(problem=problem, x0=x0, id=start_id, optimize_options=options)
+
+        def run(obj, lo, hi, x):
+            problem = make_problem(obj, x_names, lo, hi)
+            return optimizer.minimize(problem=problem, x0=x, id=start_id, optimize_options=options)
+
+        result = minimize_safeguarded(run, objective, lb, ub, x0)
         result.history = None  # drop the objective reference before results travel
     except Exception as err:  # noqa: BLE001 - a failed start is counted, not fatal
         result = pypesto.OptimizerResult(
@@ -233,9 +242,10 @@ def successful_starts(result, stacklevel=2):
             f"all {len(starts)} optimiser starts failed; first message: {starts[0].message}"
         )
     if len(ok) < len(starts):
+        bad = [r for r in starts if start_failed(r)]
         warnings.warn(
-            f"{len(starts) - len(ok)} of {len(starts)} optimiser starts failed "
-            f"(e.g. {next(r.message for r in starts if start_failed(r))!r}); "
+            f"{len(bad)} of {len(starts)} optimiser starts failed "
+            f"(start {', '.join(str(r.id) for r in bad)}; e.g. {bad[0].message!r}); "
             "the estimate uses the others",
             RuntimeWarning,
             stacklevel=stacklevel + 1,

@@ -49,8 +49,9 @@ class Parametrization:
         free parameter named ``"{covariate}:{parameter}"``.
     fixed : dict, default=None
         Name (any of :attr:`x_names_full`) -> value held fixed.
-    variance_floor : float, default=1e-3
-        Variance of the parameters without random effect.
+    variance_floor : float or array-like of shape (d,), default=1e-3
+        Variance of the parameters without random effect (one for all, or one
+        per parameter).
     bounds : dict, default=None
         Name -> ``(low, high)``; overrides the defaults (see :meth:`default_bounds`).
     sample_range : array-like of shape (2, d), default=None
@@ -90,9 +91,10 @@ class Parametrization:
         index = {p: j for j, p in enumerate(self.param_names)}
         self.covariate_names = [str(c) for c in (covariate_names or ())]
         self.p = len(self.covariate_names)
-        if not (np.isfinite(variance_floor) and variance_floor > 0):
-            raise ValueError(f"variance_floor must be a positive number, got {variance_floor}")
-        self.variance_floor = float(variance_floor)
+        floor = np.broadcast_to(np.asarray(variance_floor, dtype=float), (d,)).copy()
+        if not np.all(np.isfinite(floor) & (floor > 0)):
+            raise ValueError(f"variance_floor must be positive numbers, got {variance_floor}")
+        self.variance_floor = floor
 
         if random_effects is None:
             random_effects = list(self.param_names)
@@ -251,7 +253,7 @@ class Parametrization:
         B = np.zeros((self.p, d))
         for t, (c, j) in enumerate(self.cov_pairs):
             B[c, j] = x[d + t]
-        L = np.diag(np.full(d, np.sqrt(self.variance_floor)))
+        L = np.diag(np.sqrt(self.variance_floor))
         for v, (j, m, kind) in zip(x[self._cov_start :], self.chol_entries, strict=True):
             if kind == "log_var":
                 L[j, j] = np.exp(0.5 * v)

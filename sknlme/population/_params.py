@@ -29,7 +29,7 @@ _LEADS = {
     "n_samples": "n_samples must be an integer >= 1",
     "n_starts": "n_starts must be an integer >= 1",
     "covariance": "covariance must be 'diag', 'cholesky' or a list of parameter blocks",
-    "likelihood": "likelihood must be one of ('amortized', 'importance')",
+    "likelihood": "likelihood must be one of ('auto', 'amortized', 'importance')",
 }
 
 
@@ -46,7 +46,7 @@ PARAMETER_CONSTRAINTS = {
     "variance_floor": [Interval(Real, 0, None, closed="neither")],
     "n_jobs": [_Count(Integral, None, None, closed="neither"), None],
     "random_state": ["random_state"],
-    "likelihood": [StrOptions({"amortized", "importance"})],
+    "likelihood": [StrOptions({"auto", "amortized", "importance"})],
     "verbose": ["verbose"],
 }
 

@@ -97,8 +97,12 @@ class PopulationFitResult:
         Hessian of the negative log-likelihood at ``x`` and its inverse.
     ess : Series
         Effective sample size of each individual's weights at the estimate.
+    likelihood : {"amortized", "importance"}
+        Which likelihood the objective is.
     loglik, aic, bic : float
-        Log-likelihood on the re-scoring draws and the information criteria.
+        Log-likelihood on the re-scoring draws and the information criteria;
+        ``aic`` and ``bic`` are NaN for the amortized likelihood (known up to a
+        constant that depends on the data: not comparable across models or tools).
     n_starts_converged, n_starts_failed : int
         Starts that reached the best value, and starts that failed.
     optimize_result : pypesto.Result
@@ -145,7 +149,12 @@ class PopulationFitResult:
         for name, value in population_estimates(self.layout, self.x).items():
             setattr(self, name, value)
         self.loglik = float(loglik)
-        self.aic, self.bic = information_criteria(self.loglik, len(self.x), len(ess))
+        self.likelihood = "importance" if objective.exact_likelihood else "amortized"
+        self.aic, self.bic = (
+            information_criteria(self.loglik, len(self.x), len(ess))
+            if objective.exact_likelihood
+            else (np.nan, np.nan)  # a log-likelihood up to a constant: no criteria
+        )
         self.hessian = hessian
         self.covariance_x = inverse_hessian(hessian, self.x_names)
         var = np.diag(self.covariance_x)
@@ -241,7 +250,9 @@ class PopulationFitResult:
         DataFrame
             One row per fixed effect, covariate effect, random-effect SD and
             variance, and correlation: ``parameter, kind, estimate, se,
-            rse_percent, ci_lower, ci_upper, fixed``.
+            rse_percent, ci_lower, ci_upper, fixed``. Its ``attrs`` hold
+            ``likelihood``, ``loglik``, ``aic``, ``bic`` and ``loglik_note``
+            (for the amortized likelihood: not comparable, no AIC/BIC).
 
         Examples
         --------
@@ -260,7 +271,18 @@ class PopulationFitResult:
         def derived(x):
             return derived_quantities(layout.unpack(x), layout)
 
-        return population_table(derived, self.x, self.covariance_x, confidence)
+        table = population_table(derived, self.x, self.covariance_x, confidence)
+        exact = self.likelihood == "importance"
+        table.attrs.update(
+            likelihood=self.likelihood,
+            loglik=self.loglik,
+            aic=self.aic,
+            bic=self.bic,
+            loglik_note="exact (importance sampling): comparable across models and tools"
+            if exact
+            else "amortized: up to a constant, not comparable across models or tools; no AIC/BIC",
+        )
+        return table
 
     def profile(self, params=None, confidence=0.95, optimizer=None, profile_options=None):
         """Profile likelihoods and likelihood-ratio confidence intervals.
