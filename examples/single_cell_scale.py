@@ -130,6 +130,7 @@ def fit_one(post, n, n_starts, seed, n_samples=100):
         FrozenEstimator(post),
         covariance="diag",
         random_effects=RANDOM_EFFECTS,
+        likelihood="amortized",  # the paper's study: the network's likelihood alone
         n_samples=n_samples,
         n_starts=n_starts,
         random_state=int(seed_fit),

@@ -74,7 +74,7 @@ class NLMEPopulationEstimator(FittedPopulationMixin, BaseEstimator):
         Parallel starts through joblib (active backend; threads by default).
     random_state : int, RandomState or None, default=None
         Seeds the draws and the start points.
-    likelihood : {"auto", "amortized", "importance"}, default="amortized"
+    likelihood : {"auto", "amortized", "importance"}, default="auto"
         ``"auto"``: ``"importance"`` where ``model.has_likelihood``, else
         ``"amortized"`` (``likelihood_`` says which ran).
         ``"amortized"``: the posterior stands for ``p(y|phi) p0(phi)`` (the
@@ -177,7 +177,7 @@ class NLMEPopulationEstimator(FittedPopulationMixin, BaseEstimator):
         variance_floor=1e-3,
         n_jobs=None,
         random_state=None,
-        likelihood="amortized",
+        likelihood="auto",
         verbose=0,
     ):
         self.posterior = posterior
