@@ -136,7 +136,8 @@ def test_auto_picks_importance_where_the_model_has_a_likelihood():
     pop = _fit(LinearGaussian(n_params=1, sigma=0.3), likelihood="auto")
     assert pop.likelihood_ == "importance"
     assert isinstance(pop.objective_, ImportanceObjective)
-    k, n = len(pop.x_), 20
+    k, n = len(pop.x_), 20 * 5  # BIC counts observations (5 per individual), as R's BIC()
+    assert pop.n_observations_ == n
     assert pop.aic_ == pytest.approx(2 * k - 2 * pop.loglik_)
     assert pop.bic_ == pytest.approx(k * np.log(n) - 2 * pop.loglik_)
     assert pop.summary().attrs["aic"] == pop.aic_

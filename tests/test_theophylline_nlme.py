@@ -62,6 +62,15 @@ def test_loglik_comparable_with_nlme(fitted):
     assert fitted.aic_ == pytest.approx(2 * k - 2 * fitted.loglik_)
 
 
+def test_bic_counts_observations_as_r(fitted):
+    # R: BIC(fit) = 388.2 with 7 parameters and nobs(fit) = 132 concentrations; BIC is
+    # -2 loglik plus a constant of the same k and n, so the log-likelihood's tolerance
+    # (2) doubles
+    assert fitted.n_observations_ == 132
+    assert fitted.bic_ == pytest.approx(7 * np.log(132) - 2 * fitted.loglik_)
+    assert fitted.bic_ == pytest.approx(388.2, abs=2 * 2)
+
+
 def test_standard_errors_finite(fitted):
     se = fitted.standard_errors_
     fixed = se[["log_ke", "log_ka", "log_Cl", "log_sigma"]]

@@ -99,12 +99,15 @@ class NLMEPopulationEstimator(FittedPopulationMixin, BaseEstimator):
         Standard deviations of the random effects.
     covariance_ : DataFrame
         ``Psi`` (including ``variance_floor`` for parameters without effect).
+    n_observations_ : int
+        Observed (non-missing) values in ``X``.
     likelihood_ : {"amortized", "importance"}
         The likelihood that ran (``likelihood="auto"`` resolved).
     loglik_, aic_, bic_ : float
         Log-likelihood on the re-scoring draws; ``aic = 2k - 2 loglik`` and
-        ``bic = k log(n) - 2 loglik`` with ``k`` free parameters and ``n``
-        individuals (the individual is the independent unit). NaN for the
+        ``bic = k log(n) - 2 loglik`` with ``k`` free parameters and ``n`` the
+        number of observed values ``n_observations_``, as R's ``BIC()`` of an
+        nlme fit (NONMEM reports no BIC). NaN for the
         amortized likelihood: its log-likelihood holds an unknown constant that
         depends on the data and the network, so it compares neither across
         models nor with other tools.
@@ -320,5 +323,6 @@ class NLMEPopulationEstimator(FittedPopulationMixin, BaseEstimator):
             converged,
             failed,
             self._ESS_WARN_FRACTION,
+            n_observations=int(study.padded.value_mask().sum()),
         )
         return self

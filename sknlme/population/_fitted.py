@@ -35,6 +35,7 @@ class FittedPopulationMixin:
     loglik_ = _view("loglik")
     aic_ = _view("aic")
     bic_ = _view("bic")
+    n_observations_ = _view("n_observations")
     x_ = _view("x")
     x_names_ = _view("x_names")
     x_full_ = _view("x_full")

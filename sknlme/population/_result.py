@@ -64,10 +64,11 @@ def population_estimates(layout, x):
 
 
 def information_criteria(loglik, k, n):
-    """``(aic, bic)`` with ``k`` free parameters and ``n`` individuals.
+    """``(aic, bic)`` with ``k`` free parameters and ``n`` observations.
 
-    ``aic = 2k - 2 loglik`` and ``bic = k log(n) - 2 loglik`` (the individual
-    is the independent unit).
+    ``aic = 2k - 2 loglik`` and ``bic = k log(n) - 2 loglik``. The population
+    fit passes the number of observed values, as R's ``BIC()`` of an nlme fit
+    does (theophylline: 132 observations of 12 subjects).
 
     Examples
     --------
@@ -99,6 +100,8 @@ class PopulationFitResult:
         Effective sample size of each individual's weights at the estimate.
     likelihood : {"amortized", "importance"}
         Which likelihood the objective is.
+    n_observations : int
+        Observed (non-missing) values: the ``n`` of ``bic``.
     loglik, aic, bic : float
         Log-likelihood on the re-scoring draws and the information criteria;
         ``aic`` and ``bic`` are NaN for the amortized likelihood (known up to a
@@ -140,6 +143,7 @@ class PopulationFitResult:
         chosen_start,
         n_starts_converged,
         n_starts_failed,
+        n_observations=None,
     ):
         self.objective = objective
         self.layout = objective.layout
@@ -150,8 +154,9 @@ class PopulationFitResult:
             setattr(self, name, value)
         self.loglik = float(loglik)
         self.likelihood = "importance" if objective.exact_likelihood else "amortized"
+        self.n_observations = len(ess) if n_observations is None else int(n_observations)
         self.aic, self.bic = (
-            information_criteria(self.loglik, len(self.x), len(ess))
+            information_criteria(self.loglik, len(self.x), self.n_observations)
             if objective.exact_likelihood
             else (np.nan, np.nan)  # a log-likelihood up to a constant: no criteria
         )
@@ -179,6 +184,7 @@ class PopulationFitResult:
         n_starts_converged,
         n_starts_failed,
         ess_warn_fraction=0.05,
+        n_observations=None,
     ):
         """The result at the chosen start, with uncertainty from the re-scoring objective.
 
@@ -202,6 +208,8 @@ class PopulationFitResult:
         ess_warn_fraction : float, default=0.05
             Individuals whose ESS is below this fraction of the draws are named
             in a RuntimeWarning.
+        n_observations : int, default=None
+            Observed values (the ``n`` of BIC); the number of individuals when None.
 
         Returns
         -------
@@ -235,6 +243,7 @@ class PopulationFitResult:
             chosen_start=chosen.id,
             n_starts_converged=n_starts_converged,
             n_starts_failed=n_starts_failed,
+            n_observations=n_observations,
         )
 
     def summary(self, confidence=0.95):
