@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -113,10 +114,16 @@ class Study:
         """IDs as plain Python values (for messages)."""
         return self.index.tolist()
 
-    @property
+    @cached_property
     def keys(self):
-        """Per-individual 64-bit keys of the IDs (see :func:`id_keys`)."""
-        return id_keys(self.index)
+        """Per-individual 64-bit keys of the IDs (see :func:`id_keys`), computed once.
+
+        Hashing is a Python loop (0.5 s per million IDs), and the sampler reads the
+        keys once per group of set sizes and redraw round.
+        """
+        keys = id_keys(self.index)
+        keys.setflags(write=False)
+        return keys
 
     @property
     def n_outputs(self):
