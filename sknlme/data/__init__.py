@@ -2,7 +2,7 @@
 
 from ._long import from_long, to_long
 from ._nonmem import read_nonmem
-from ._padded import Padded, fixed_design, from_padded, pad_records, to_padded
+from ._padded import Padded, fixed_design
 from ._records import (
     ID_NAME,
     RECORDS_COLUMN,
@@ -11,6 +11,7 @@ from ._records import (
     covariate_columns,
     make_individuals,
 )
+from ._stack import from_padded, pad_records, to_padded
 from ._study import Study, as_study, id_keys
 from ._validation import validate_individuals
 from ._wide import from_arrays

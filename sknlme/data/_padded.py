@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
-from ._records import IndividualRecords, check_individuals, make_individuals
+from ._records import DOSE_EXTRAS, IndividualRecords, dosing_features_of
 
 
 @dataclass
@@ -33,6 +33,13 @@ class Padded:
         Dose amounts; padded entries are 0 (they add nothing by superposition).
     dose_mask : ndarray of shape (n, D), bool
         True where the dose is a real event.
+    dose_durations, dose_cmt, dose_ss, dose_ii, dose_reset : ndarray of shape (n, D)
+        Infusion durations (0: bolus), dose compartments (0: the model's
+        default), steady-state flags, interdose intervals and reset flags (see
+        :class:`IndividualRecords`); all zero (False) by default and on padding.
+    censored : ndarray of shape (n, T, n_outputs), bool
+        True where the value is a quantification limit the observation lies
+        below; False by default and on padding.
 
     Examples
     --------
@@ -49,13 +56,25 @@ class Padded:
     dose_times: np.ndarray
     dose_amounts: np.ndarray
     dose_mask: np.ndarray
+    dose_durations: np.ndarray | None = None
+    dose_cmt: np.ndarray | None = None
+    dose_ss: np.ndarray | None = None
+    dose_ii: np.ndarray | None = None
+    dose_reset: np.ndarray | None = None
+    censored: np.ndarray | None = None
 
     def __post_init__(self):
         # the compiled simulators index these arrays without bounds checks: a shape
         # mismatch must stop here, not read out of bounds
+        dose_shape = np.shape(self.dose_times)
+        for name, dtype in DOSE_EXTRAS.items():
+            if getattr(self, name) is None:
+                setattr(self, name, np.zeros(dose_shape, dtype))
+        if self.censored is None:
+            self.censored = np.zeros(np.shape(self.values), bool)
         names = [f.name for f in fields(self)]
         arrays = [np.asarray(getattr(self, name)) for name in names]
-        times, values, obs_mask, dose_times, dose_amounts, dose_mask = arrays
+        times, values, obs_mask, dose_times = arrays[:4]
         if times.ndim != 2 or values.ndim != 3 or dose_times.ndim != 2:
             raise ValueError(
                 "Padded needs times (n, T), values (n, T, n_outputs) and dose arrays (n, D); got "
@@ -68,6 +87,8 @@ class Padded:
             "obs_mask": (n, T),
             "dose_amounts": (n, D),
             "dose_mask": (n, D),
+            **{name: (n, D) for name in DOSE_EXTRAS},
+            "censored": values.shape,
         }
         for name, arr in zip(names, arrays, strict=True):
             if name in expected and arr.shape != expected[name]:
@@ -75,7 +96,7 @@ class Padded:
                     f"Padded.{name} has shape {arr.shape}, expected {expected[name]} "
                     f"(times {times.shape}, dose_times {dose_times.shape})"
                 )
-        for name in ("obs_mask", "dose_mask"):
+        for name in ("obs_mask", "dose_mask", "dose_reset", "censored"):
             if np.asarray(getattr(self, name)).dtype != bool:
                 raise TypeError(
                     f"Padded.{name} must be a boolean array, got {getattr(self, name).dtype}"
@@ -101,14 +122,33 @@ class Padded:
         """
         return self.obs_mask[..., None] & ~np.isnan(self.values)
 
+    @property
+    def dosing_features(self):
+        """The dosing features the real events use (see :class:`IndividualRecords`).
+
+        Examples
+        --------
+        >>> from sknlme.data import fixed_design
+        >>> sorted(fixed_design([1.0, 2.0], 3).dosing_features)
+        []
+        """
+        return dosing_features_of(
+            self.dose_durations[self.dose_mask],
+            self.dose_cmt[self.dose_mask],
+            self.dose_ss[self.dose_mask],
+            self.dose_reset[self.dose_mask],
+            self.censored[self.obs_mask],
+        )
+
     def arrays(self):
-        """The six arrays in field order (``times`` ... ``dose_mask``).
+        """All arrays in field order (``times`` ... ``dose_mask``, then the dose extras
+        and ``censored``).
 
         Examples
         --------
         >>> from sknlme.data import fixed_design
         >>> len(fixed_design([1.0, 2.0], 3).arrays())
-        6
+        12
         """
         return tuple(getattr(self, f.name) for f in fields(self))
 
@@ -162,8 +202,8 @@ class Padded:
         parts = list(parts)
         T = max(p.times.shape[1] for p in parts)
         D = max(p.dose_times.shape[1] for p in parts)
-        fills = (0.0, np.nan, False, 0.0, 0.0, False)
-        widths = (T, T, T, D, D, D)
+        fills = (0.0, np.nan, False, 0.0, 0.0, False, 0.0, 0, 0, 0.0, False, False)
+        widths = (T, T, T, D, D, D, D, D, D, D, D, T)
 
         def widen(a, width, fill):
             pad = [(0, 0), (0, width - a.shape[1])] + [(0, 0)] * (a.ndim - 2)
@@ -194,6 +234,7 @@ class Padded:
         n_obs = self.obs_mask.sum(axis=1)
         n_dose = self.dose_mask.sum(axis=1)
         prefix = _is_prefix(self.obs_mask, n_obs) and _is_prefix(self.dose_mask, n_dose)
+        plain = not self.dosing_features
         if not prefix:
             return [
                 IndividualRecords(
@@ -201,6 +242,8 @@ class Padded:
                     self.values[i, m],
                     self.dose_times[i, d],
                     self.dose_amounts[i, d],
+                    **{name: getattr(self, name)[i, d] for name in DOSE_EXTRAS},
+                    censored=self.censored[i, m],
                 )
                 for i, (m, d) in enumerate(zip(self.obs_mask, self.dose_mask, strict=True))
             ]
@@ -211,8 +254,26 @@ class Padded:
             arrays.append(a)
         times, values, dose_times, dose_amounts = arrays
         make = IndividualRecords._trusted
+        if plain:  # the common case: no per-dose extras to slice (a million in about a second)
+            return [
+                make(times[i, :k], values[i, :k], dose_times[i, :j], dose_amounts[i, :j])
+                for i, (k, j) in enumerate(zip(n_obs.tolist(), n_dose.tolist(), strict=True))
+            ]
+        extras = {}
+        for name, dtype in DOSE_EXTRAS.items():
+            extras[name] = np.array(getattr(self, name), dtype=dtype, copy=True)
+            extras[name].setflags(write=False)
+        censored = np.array(self.censored, dtype=bool, copy=True)
+        censored.setflags(write=False)
         return [
-            make(times[i, :k], values[i, :k], dose_times[i, :j], dose_amounts[i, :j])
+            make(
+                times[i, :k],
+                values[i, :k],
+                dose_times[i, :j],
+                dose_amounts[i, :j],
+                {name: a[i, :j] for name, a in extras.items()},
+                censored[i, :k],
+            )
             for i, (k, j) in enumerate(zip(n_obs.tolist(), n_dose.tolist(), strict=True))
         ]
 
@@ -220,89 +281,6 @@ class Padded:
 def _is_prefix(mask, counts):
     """Whether every row of ``mask`` is True exactly on its first ``counts`` entries."""
     return bool(np.array_equal(mask, np.arange(mask.shape[1]) < counts[:, None]))
-
-
-def _pad_rows(rows, width, fill, dtype):
-    out = np.full((len(rows), width), fill, dtype=dtype)
-    for i, row in enumerate(rows):
-        out[i, : len(row)] = row
-    return out
-
-
-def pad_records(records, *, n_outputs=None):
-    """Stack a sequence of :class:`IndividualRecords` into :class:`Padded` arrays.
-
-    Parameters
-    ----------
-    records : sequence of IndividualRecords
-    n_outputs : int, default=None
-        Required number of outputs; inferred from the records when None.
-
-    Returns
-    -------
-    Padded
-
-    Examples
-    --------
-    >>> from sknlme.data import IndividualRecords, pad_records
-    >>> p = pad_records([IndividualRecords([0, 1, 2], [1, 2, 3]), IndividualRecords([0], [3])])
-    >>> p.times.shape, p.obs_mask.sum(axis=1).tolist()
-    ((2, 3), [3, 1])
-    """
-    records = list(records)
-    if not records:
-        raise ValueError("no individuals")
-    outputs = {rec.n_outputs for rec in records}
-    if n_outputs is None:
-        if len(outputs) != 1:
-            raise ValueError(f"individuals have different numbers of outputs: {sorted(outputs)}")
-        n_outputs = outputs.pop()
-    n = len(records)
-    n_time = max(rec.n_obs for rec in records)
-    n_dose = max(rec.n_doses for rec in records)
-    times = np.zeros((n, n_time))
-    values = np.full((n, n_time, n_outputs), np.nan)
-    obs_mask = np.zeros((n, n_time), dtype=bool)
-    for i, rec in enumerate(records):
-        if rec.n_outputs != n_outputs:
-            raise ValueError(f"individual {i} has {rec.n_outputs} outputs, expected {n_outputs}")
-        k = rec.n_obs
-        times[i, :k] = rec.times
-        if k:
-            times[i, k:] = rec.times[-1]
-        values[i, :k] = rec.values
-        obs_mask[i, :k] = True
-    dose_times = _pad_rows([r.dose_times for r in records], n_dose, 0.0, float)
-    dose_amounts = _pad_rows([r.dose_amounts for r in records], n_dose, 0.0, float)
-    dose_mask = _pad_rows([np.ones(r.n_doses, bool) for r in records], n_dose, False, bool)
-    return Padded(times, values, obs_mask, dose_times, dose_amounts, dose_mask)
-
-
-def to_padded(X, *, n_outputs=None):
-    """Padded arrays of an individuals table (row order kept).
-
-    Examples
-    --------
-    >>> from sknlme.data import IndividualRecords, make_individuals, to_padded
-    >>> X = make_individuals([IndividualRecords([0, 1], [1, 2]), IndividualRecords([0], [3])])
-    >>> p = to_padded(X)
-    >>> p.times.shape, p.obs_mask.tolist()
-    ((2, 2), [[True, True], [True, False]])
-    """
-    return pad_records(check_individuals(X), n_outputs=n_outputs)
-
-
-def from_padded(padded, ids=None, covariates=None):
-    """Individuals table from :class:`Padded` arrays (inverse of :func:`to_padded`).
-
-    Examples
-    --------
-    >>> from sknlme.data import fixed_design, from_padded
-    >>> X = from_padded(fixed_design([1.0, 2.0], 3), ids=["a", "b", "c"])
-    >>> X.index.tolist(), list(X.columns)
-    (['a', 'b', 'c'], ['records'])
-    """
-    return make_individuals(padded.to_records(), ids=ids, covariates=covariates)
 
 
 def fixed_design(times, n, n_outputs=1):

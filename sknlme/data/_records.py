@@ -19,6 +19,27 @@ import pandas as pd
 RECORDS_COLUMN = "records"
 ID_NAME = "ID"
 
+# per-dose arrays beyond time and amount, and their dtypes (defaults: all zero)
+DOSE_EXTRAS = {
+    "dose_durations": float,
+    "dose_cmt": np.int64,
+    "dose_ss": np.int64,
+    "dose_ii": float,
+    "dose_reset": bool,
+}
+
+
+def dosing_features_of(durations, cmt, ss, reset, censored):
+    """Names of the dosing features that non-default entries of these arrays use."""
+    used = {
+        "infusion": np.any(np.asarray(durations) > 0),
+        "compartment": np.any(np.asarray(cmt) != 0),
+        "steady_state": np.any(np.asarray(ss) != 0),
+        "reset": np.any(np.asarray(reset)),
+        "censoring": np.any(np.asarray(censored)),
+    }
+    return frozenset(name for name, flag in used.items() if flag)
+
 
 def _as_readonly(array, dtype, ndim, name):
     array = np.array(array, dtype=dtype, copy=True, ndmin=1)
@@ -41,7 +62,29 @@ class IndividualRecords:
     dose_times : array-like of shape (n_doses,), default=()
         Times of dose events.
     dose_amounts : array-like of shape (n_doses,), default=()
-        Dose amounts, all positive.
+        Dose amounts, all positive (0 only for a reset-only event, NONMEM's
+        ``EVID`` 3).
+    dose_durations : array-like of shape (n_doses,), default=None
+        Zero-order input durations (NONMEM ``AMT / RATE`` or ``DUR``); 0, the
+        default, is a bolus.
+    dose_cmt : array-like of int of shape (n_doses,), default=None
+        Compartment that receives each dose (NONMEM ``CMT``); 0, the default,
+        is the model's own dose compartment.
+    dose_ss : array-like of int of shape (n_doses,), default=None
+        Steady state (NONMEM ``SS``): 0 none, 1 the system is at steady state of
+        this dose repeated every ``dose_ii`` (earlier doses dropped), 2 the
+        steady state is added to the state.
+    dose_ii : array-like of shape (n_doses,), default=None
+        Interdose interval of steady-state doses (0 elsewhere).
+    dose_reset : array-like of bool of shape (n_doses,), default=None
+        The system is reset to its initial state at this event's time, before
+        its dose (NONMEM ``EVID`` 3 and 4).
+    censored : array-like of bool of shape (n_obs, n_outputs), default=None
+        True where the value is a limit of quantification and the observation
+        lies below it (NONMEM ``BLQ``/``CENS``, Beal's M3).
+
+    Models say which of these dosing features they simulate
+    (:attr:`~sknlme.models.Model.dosing_features`) and refuse data with others.
 
     Examples
     --------
@@ -57,6 +100,12 @@ class IndividualRecords:
     values: np.ndarray
     dose_times: np.ndarray = field(default_factory=lambda: np.empty(0))
     dose_amounts: np.ndarray = field(default_factory=lambda: np.empty(0))
+    dose_durations: np.ndarray | None = None
+    dose_cmt: np.ndarray | None = None
+    dose_ss: np.ndarray | None = None
+    dose_ii: np.ndarray | None = None
+    dose_reset: np.ndarray | None = None
+    censored: np.ndarray | None = None
 
     def __post_init__(self):
         times = _as_readonly(self.times, float, 1, "times")
@@ -77,6 +126,22 @@ class IndividualRecords:
         object.__setattr__(self, "values", values)
         object.__setattr__(self, "dose_times", dose_times)
         object.__setattr__(self, "dose_amounts", dose_amounts)
+        n_doses = dose_times.shape[0]
+        for name, dtype in DOSE_EXTRAS.items():
+            given = getattr(self, name)
+            array = np.zeros(n_doses, dtype) if given is None else given
+            array = _as_readonly(array, dtype, 1, name)
+            if array.shape != (n_doses,):
+                raise ValueError(f"{name} must have length {n_doses}, got {array.shape[0]}")
+            object.__setattr__(self, name, array)
+        censored = np.zeros(values.shape, bool) if self.censored is None else self.censored
+        censored = np.array(censored, dtype=bool, copy=True)
+        if censored.ndim == 1 and values.shape[1] == 1:
+            censored = censored[:, None]
+        if censored.shape != values.shape:
+            raise ValueError(f"censored must have shape {values.shape}, got {censored.shape}")
+        censored.setflags(write=False)
+        object.__setattr__(self, "censored", censored)
 
     @property
     def n_obs(self):
@@ -109,18 +174,48 @@ class IndividualRecords:
 
     __hash__ = None
 
+    @property
+    def dosing_features(self):
+        """The dosing features these records use, as a frozenset of names.
+
+        ``"infusion"`` (a duration), ``"compartment"`` (a ``CMT``),
+        ``"steady_state"``, ``"reset"``, ``"censoring"``.
+
+        Examples
+        --------
+        >>> from sknlme.data import IndividualRecords
+        >>> rec = IndividualRecords([1.0, 2.0], [1.0, 0.5], [0.0], [4.0], dose_durations=[0.5])
+        >>> sorted(rec.dosing_features)
+        ['infusion']
+        """
+        return dosing_features_of(
+            self.dose_durations, self.dose_cmt, self.dose_ss, self.dose_reset, self.censored
+        )
+
     @classmethod
-    def _trusted(cls, times, values, dose_times, dose_amounts):
-        """Build from already validated, read-only float arrays (no copies)."""
+    def _trusted(cls, times, values, dose_times, dose_amounts, extras=None, censored=None):
+        """Build from already validated, read-only arrays (no copies)."""
         rec = object.__new__(cls)
         object.__setattr__(rec, "times", times)
         object.__setattr__(rec, "values", values)
         object.__setattr__(rec, "dose_times", dose_times)
         object.__setattr__(rec, "dose_amounts", dose_amounts)
+        for name, dtype in DOSE_EXTRAS.items():
+            if extras is None:
+                array = np.zeros(dose_times.shape[0], dtype)
+                array.setflags(write=False)
+            else:
+                array = extras[name]
+            object.__setattr__(rec, name, array)
+        if censored is None:
+            censored = np.zeros(values.shape, bool)
+            censored.setflags(write=False)
+        object.__setattr__(rec, "censored", censored)
         return rec
 
     def _arrays(self):
-        return (self.times, self.values, self.dose_times, self.dose_amounts)
+        extras = tuple(getattr(self, name) for name in DOSE_EXTRAS)
+        return (self.times, self.values, self.dose_times, self.dose_amounts, *extras, self.censored)
 
 
 def make_individuals(records, ids=None, covariates=None):

@@ -17,8 +17,9 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from ._padded import Padded, pad_records
+from ._padded import Padded
 from ._records import covariate_columns
+from ._stack import pad_records
 from ._validation import validate_individuals
 
 __all__ = ["Study", "as_study", "id_keys"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ._records import check_individuals
+from ._records import DOSE_EXTRAS, check_individuals
 
 
 def _show(value):
@@ -201,9 +201,39 @@ def _check_one(ident, rec, require_values):
         _fail(ident, f"dose time {_show(bad)} is not a finite non-negative number")
     if np.any(np.diff(dose_t) < 0):
         _fail(ident, f"dose times must be sorted, got {dose_t.tolist()}")
-    good = np.isfinite(dose_a) & (dose_a > 0)
+    good = np.isfinite(dose_a) & ((dose_a > 0) | (rec.dose_reset & (dose_a == 0)))
     if not np.all(good):
         _fail(ident, f"dose amount {_show(dose_a[~good][0])} is not a positive number")
+    _check_dose_extras(ident, rec)
+
+
+def _check_dose_extras(ident, rec):
+    """Infusion durations, steady-state flags and intervals, censored values of one individual."""
+    dur, ss, ii = rec.dose_durations, rec.dose_ss, rec.dose_ii
+    bad = ~(np.isfinite(dur) & (dur >= 0))
+    if bad.any():
+        _fail(ident, f"infusion duration {_show(dur[bad][0])} is not a finite non-negative number")
+    if np.any(rec.dose_cmt < 0):
+        _fail(ident, f"dose compartment {_show(rec.dose_cmt[rec.dose_cmt < 0][0])} is negative")
+    if not np.all(np.isin(ss, (0, 1, 2))):
+        _fail(ident, f"steady-state flag {_show(ss[~np.isin(ss, (0, 1, 2))][0])} is not 0, 1 or 2")
+    bad = (ss > 0) & ~(np.isfinite(ii) & (ii > 0))
+    if bad.any():
+        _fail(
+            ident,
+            f"steady-state dose at time {_show(rec.dose_times[bad][0])} has interdose interval "
+            f"{_show(ii[bad][0])}; SS needs II > 0",
+        )
+    short = (ss > 0) & (dur > ii)
+    if short.any():
+        _fail(
+            ident,
+            f"steady-state infusion at time {_show(rec.dose_times[short][0])} lasts "
+            f"{_show(dur[short][0])}, longer than its interval {_show(ii[short][0])}",
+        )
+    blank = rec.censored & np.isnan(rec.values)
+    if blank.any():
+        _fail(ident, "has a censored observation without a limit (its value is missing)")
 
 
 def _sorted_within(x, owner, strict):
@@ -230,12 +260,27 @@ def _all_good(records, require_values):
         and not np.any(np.isinf(values))
         and np.all(np.isfinite(dose_t) & (dose_t >= 0))
         and _sorted_within(dose_t, dose_owner, strict=False)
-        and np.all(np.isfinite(dose_a) & (dose_a > 0))
+        and _extras_good(records, values, dose_a)
     )
     if good and require_values:
         observed = (~np.isnan(values)).any(axis=1).astype(int)
         good = bool(np.all(np.add.reduceat(observed, np.cumsum(n_obs) - n_obs) > 0))
     return bool(good)
+
+
+def _extras_good(records, values, dose_a):
+    """Vectorized :func:`_check_dose_extras` and dose amounts (0 only on resets)."""
+    ex = {name: np.concatenate([getattr(r, name) for r in records]) for name in DOSE_EXTRAS}
+    dur, ss, ii = ex["dose_durations"], ex["dose_ss"], ex["dose_ii"]
+    censored = np.concatenate([r.censored for r in records])
+    return bool(
+        np.all(np.isfinite(dose_a) & ((dose_a > 0) | (ex["dose_reset"] & (dose_a == 0))))
+        and np.all(np.isfinite(dur) & (dur >= 0))
+        and np.all(ex["dose_cmt"] >= 0)
+        and np.all(np.isin(ss, (0, 1, 2)))
+        and np.all((ss == 0) | (np.isfinite(ii) & (ii > 0) & (dur <= ii)))
+        and not np.any(censored & np.isnan(values))
+    )
 
 
 def validate_individuals(X, *, n_outputs=None, require_values=True, name="X"):

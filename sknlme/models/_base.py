@@ -222,6 +222,52 @@ class Model(TableMethods):
             )
         return arr
 
+    #: Dosing features (see :attr:`sknlme.data.IndividualRecords.dosing_features`)
+    #: the model simulates; data using any other are refused, never ignored.
+    dosing_features = frozenset()
+
+    def check_dosing(self, padded, ids=None):
+        """Refuse data whose dose events or observations use features the model lacks.
+
+        Parameters
+        ----------
+        padded : Padded
+        ids : sequence, default=None
+            Individual IDs for the message (row positions when None).
+
+        Raises
+        ------
+        ValueError
+            Naming the feature, the first individuals that use it and what the
+            model supports.
+
+        Examples
+        --------
+        >>> from sknlme.data import IndividualRecords, make_individuals
+        >>> from sknlme.models import OneCompartmentOral
+        >>> rec = IndividualRecords([1.0, 2.0], [1.0, 0.5], [0.0], [4.0], dose_durations=[0.5])
+        >>> X = make_individuals([rec], ids=[7])
+        >>> OneCompartmentOral().prepare(X)
+        Traceback (most recent call last):
+        ...
+        ValueError: model 'one-compartment-oral' does not simulate infusion (individual 7 ...
+        """
+        extra = padded.dosing_features - self.dosing_features
+        if not extra:
+            return
+        feature = sorted(extra)[0]
+        rows = [
+            i for i in range(padded.n_individuals) if feature in padded.take([i]).dosing_features
+        ]
+        names = [repr(ids[i]) if ids is not None else f"row {i}" for i in rows[:5]]
+        more = f" and {len(rows) - 5} more" if len(rows) > 5 else ""
+        supported = ", ".join(sorted(self.dosing_features)) or "none"
+        raise ValueError(
+            f"model {self.name!r} does not simulate {feature} (individual"
+            f"{'s' if len(rows) > 1 else ''} {', '.join(names)}{more} use"
+            f"{'' if len(rows) > 1 else 's'} it); its dosing features: {supported}"
+        )
+
     def simulate_padded(self, phi, design, covariates=None, random_state=None):
         """Simulate on padded arrays: the fast path used for training.
 
@@ -252,6 +298,7 @@ class Model(TableMethods):
             raise ValueError(f"phi must have shape (n, {self.n_params}), got {phi.shape}")
         if phi.shape[0] != design.n_individuals:
             raise ValueError(f"{phi.shape[0]} parameter vectors for {design.n_individuals} designs")
+        self.check_dosing(design)
         rng = check_random_state(random_state)
         values = self._simulate(phi, design, covariates, rng)
         values = np.where(design.obs_mask[..., None], values, np.nan)
@@ -306,6 +353,7 @@ class Model(TableMethods):
             raise ValueError(
                 f"data have {padded.n_outputs} outputs, {self.name} has {self.n_outputs}"
             )
+        self.check_dosing(padded)
         return np.asarray(self._log_likelihood(phi, padded, covariates), dtype=float)
 
     def __repr__(self):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..data._padded import Padded, to_padded
+from ..data import Padded, to_padded
 from ..data._records import covariate_columns
 from ..simulate._closed_form import (
     chunk_bounds,

@@ -57,6 +57,7 @@ class TableMethods:
                             f"individual {ident!r} has non-finite {what}: {arr.tolist()}"
                         )
         study = as_study(X, n_outputs=self.n_outputs, require_values=require_values)
+        self.check_dosing(study.padded, study.ids)
         if study.simulator_covariates is not None and study.simulator_covariates.shape[1] == len(
             self.covariate_names
         ):
