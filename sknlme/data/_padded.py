@@ -163,6 +163,8 @@ class Padded:
         >>> d.replace(values=np.ones((3, 2, 1))).values.sum()
         np.float64(6.0)
         """
+        if "censored" not in changes and not self.censored.any():
+            changes["censored"] = None  # new observation arrays: uncensored of their shape
         return replace(self, **changes)
 
     def take(self, rows):
