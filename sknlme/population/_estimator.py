@@ -7,12 +7,14 @@ from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._fallback import low_ess_fallback, moment_start, sample_with_fallback
 from ._fitted import FittedPopulationMixin
 from ._importance import ImportanceObjective
-from ._inputs import covariate_effects, covariate_matrix, posterior_draws
+from ._inputs import covariate_effects, covariate_matrix
 from ._multistart import random_startpoints, run_multistart, successful_starts
 from ._objective import PopulationObjective
 from ._params import PARAMETER_CONSTRAINTS, validate_params
+from ._rescoring import adaptive_rescorer
 from ._result import PopulationFitResult
 
 
@@ -86,6 +88,18 @@ class NLMEPopulationEstimator(FittedPopulationMixin, BaseEstimator):
         parameters without random effect at their population value exactly;
         the best amortized end points are refined on it. Log-likelihoods,
         AIC and BIC then compare with NONMEM, Monolix or nlme.
+    on_outside : {"auto", "fallback", "warn", "raise"}, default="auto"
+        Individuals outside the network's training designs (its envelope:
+        ``posterior.check_envelope``) or with non-finite network draws:
+        ``"fallback"`` gives them draws and importance proposals from the
+        Laplace approximation of their own posterior on the model's exact
+        likelihood (``fallback_`` names them); ``"warn"`` keeps the network's
+        draws with its warning; ``"raise"`` stops with an error naming them.
+        ``"auto"``: ``"fallback"`` where ``model.has_likelihood``, else
+        ``"raise"``. Independently of this, with the importance likelihood an
+        individual whose effective sample size under the network-based
+        proposal is below a quarter of the draws gets the Laplace proposal
+        where that does better.
     verbose : int, default=0
         Verbosity of the parallel starts.
 
@@ -119,6 +133,16 @@ class NLMEPopulationEstimator(FittedPopulationMixin, BaseEstimator):
     ess_ : Series
         Effective sample size of each individual's weights at the estimate,
         on the re-scoring draws; a warning names individuals below 5 % of them.
+    mc_se_ : Series
+        Monte-Carlo standard error of each individual's log-likelihood term
+        on the re-scoring draws, ``sqrt(1/ESS - 1/K)``; ``loglik_mc_se_`` is
+        that of ``loglik_`` (root sum of squares). With the importance
+        likelihood the re-scoring draws are added (up to 2**22 draws in all)
+        until ``loglik_mc_se_ <= 0.03`` and every term's is <= 0.1, so that
+        a refit with another seed moves ``loglik_`` by well under 0.1.
+    fallback_ : DataFrame
+        Individuals that fell back to their Laplace approximation (``reason``,
+        ``converged``), indexed by ID; empty when none did.
     n_starts_converged_ : int
         Starts that reached the best value (within ``max(0.01, 1e-6 |f|)``);
         with the importance likelihood, among its refinements.
@@ -181,6 +205,7 @@ class NLMEPopulationEstimator(FittedPopulationMixin, BaseEstimator):
         n_jobs=None,
         random_state=None,
         likelihood="auto",
+        on_outside="auto",
         verbose=0,
     ):
         self.posterior = posterior
@@ -196,6 +221,7 @@ class NLMEPopulationEstimator(FittedPopulationMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.likelihood = likelihood
+        self.on_outside = on_outside
         self.verbose = verbose
 
     def __sklearn_tags__(self):
@@ -227,6 +253,17 @@ class NLMEPopulationEstimator(FittedPopulationMixin, BaseEstimator):
         if self.likelihood != "auto":
             return self.likelihood
         return "importance" if model.has_likelihood else "amortized"
+
+    def _resolved_on_outside(self, model):
+        """``on_outside``, with ``"auto"`` resolved by ``model.has_likelihood``."""
+        if self.on_outside != "auto":
+            if self.on_outside == "fallback" and not model.has_likelihood:
+                raise ValueError(
+                    f"on_outside='fallback' needs a model with an observation likelihood; "
+                    f"{model!r} has none (use 'warn' or 'raise')"
+                )
+            return self.on_outside
+        return "fallback" if model.has_likelihood else "raise"
 
     def _objective(self, study, model, samples, offsets, fixed, bounds):
         effects = covariate_effects(self.covariates)
@@ -283,7 +320,10 @@ class NLMEPopulationEstimator(FittedPopulationMixin, BaseEstimator):
         seed_draws, seed_starts, seed_rescore, seed_eval, seed_importance = (int(v) for v in seeds)
         self._eval_seed = seed_eval
 
-        samples, offsets = posterior_draws(self.posterior, model, study, self.n_samples, seed_draws)
+        on_outside = self._resolved_on_outside(model)
+        samples, offsets, fallback = sample_with_fallback(
+            self.posterior, model, study, self.n_samples, seed_draws, on_outside
+        )
         objective = self._objective(study, model, samples, offsets, self.fixed, self.bounds)
         lb, ub = objective.bounds
         x0 = random_startpoints(lb, ub, self.n_starts, seed_starts)
@@ -296,20 +336,37 @@ class NLMEPopulationEstimator(FittedPopulationMixin, BaseEstimator):
             objective = ImportanceObjective(
                 objective, model, study, self.n_samples, random_state=seed_importance
             )
-            x0 = np.array([r.x for r in ok[: self._N_REFINE]])
-            result = run_multistart(objective, objective.x_names, lb, ub, x0, **multistart)
-            ok, failed_refine = successful_starts(result, stacklevel=3)
-            failed += failed_refine
+            # plus a start from the individual posteriors' moments, independent of the
+            # amortized fit (which can fail where the network does)
+            starts = [r.x for r in ok[: self._N_REFINE]]
+            starts.append(moment_start(objective, samples, lb, ub))
+            at = ok[0].x
+            for rnd in range(2):  # a second round where the refined estimate finds more low ESS
+                objective, more = low_ess_fallback(
+                    objective, model, study, at, fallback, seed_importance
+                )
+                if rnd and more.rows.size == fallback.rows.size:
+                    break
+                fallback = more
+                result = run_multistart(
+                    objective, objective.x_names, lb, ub, np.array(starts), **multistart
+                )
+                ok, failed_refine = successful_starts(result, stacklevel=3)
+                failed += failed_refine
+                starts, at = [r.x for r in ok[: self._N_REFINE]], ok[0].x
         best = ok[0].fval
         converged = sum(r.fval - best <= max(0.01, 1e-6 * abs(best)) for r in ok)
 
         # re-score the best few starts on fresh, larger draws (fixed seed)
         n_draws = self._RESCORE_FACTOR * self.n_samples
         if isinstance(objective, ImportanceObjective):
-            rescorer = objective.with_draws(n_draws, random_state=seed_rescore)
+            hessian_objective = objective.with_draws(n_draws, random_state=seed_rescore)
+            rescorer = adaptive_rescorer(hessian_objective, ok[0].x, seed_rescore)
         else:
-            draws = posterior_draws(self.posterior, model, study, n_draws, seed_rescore)
-            rescorer = objective.with_samples(*draws)
+            draws = sample_with_fallback(
+                self.posterior, model, study, n_draws, seed_rescore, on_outside, fallback
+            )
+            rescorer = hessian_objective = objective.with_samples(*draws[:2])
         candidates = ok[: self._N_RESCORE]
         values = [rescorer(r.x) for r in candidates]
         chosen = candidates[int(np.nanargmin(values))]
@@ -324,5 +381,7 @@ class NLMEPopulationEstimator(FittedPopulationMixin, BaseEstimator):
             failed,
             self._ESS_WARN_FRACTION,
             n_observations=int(study.padded.value_mask().sum()),
+            hessian_objective=hessian_objective,
+            fallback=fallback.table,
         )
         return self

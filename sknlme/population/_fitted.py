@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._fallback import low_ess_fallback, sample_with_fallback
 from ._importance import ImportanceObjective
-from ._inputs import posterior_draws
 
 __all__ = ["FittedPopulationMixin"]
 
@@ -43,6 +43,9 @@ class FittedPopulationMixin:
     hessian_ = _view("hessian")
     covariance_x_ = _view("covariance_x")
     ess_ = _view("ess")
+    mc_se_ = _view("mc_se")
+    loglik_mc_se_ = _view("loglik_mc_se")
+    fallback_ = _view("fallback")
     n_starts_converged_ = _view("n_starts_converged")
     n_starts_failed_ = _view("n_starts_failed")
     optimize_result_ = _view("optimize_result")
@@ -57,13 +60,17 @@ class FittedPopulationMixin:
         model = self.posterior.model
         study = model.prepare(X)
         n_draws = self._RESCORE_FACTOR * self.n_samples
+        on_outside, seed = self._resolved_on_outside(model), self._eval_seed
         if self.likelihood_ == "importance":
-            samples, offsets = posterior_draws(
-                self.posterior, model, study, self.n_samples, self._eval_seed
+            samples, offsets, fallback = sample_with_fallback(
+                self.posterior, model, study, self.n_samples, seed, on_outside
             )
             base = self._objective(study, model, samples, offsets, None, None)
-            return ImportanceObjective(base, model, study, n_draws, random_state=self._eval_seed)
-        samples, offsets = posterior_draws(self.posterior, model, study, n_draws, self._eval_seed)
+            objective = ImportanceObjective(base, model, study, n_draws, random_state=seed)
+            return low_ess_fallback(objective, model, study, self.x_full_, fallback, seed)[0]
+        samples, offsets, _ = sample_with_fallback(
+            self.posterior, model, study, n_draws, seed, on_outside
+        )
         return self._objective(study, model, samples, offsets, None, None)
 
     def score_samples(self, X):

@@ -34,18 +34,19 @@ import numpy as np
 from scipy.special import gammaln, logsumexp
 from sklearn.utils import check_random_state
 
-from .._numerics import LOG_2PI, central_points
+from .._numerics import central_points
 from ..simulate import draw_seed
 from ._base import BaseObjective, population_means
-from ._proposal import keyed_t_draws, likelihood_gaussians
+from ._proposal import gaussian_likelihoods, keyed_t_draws, likelihood_gaussians, t_proposal
 from ._safeguard import finite_side_gradient
+from ._weighted import WeightedDraws
 
 __all__ = ["ImportanceObjective", "likelihood_gaussians"]
 
 _BATCH_DRAWS = 2**20  # draws per likelihood call when batching parameter vectors
 
 
-class ImportanceObjective(BaseObjective):
+class ImportanceObjective(WeightedDraws, BaseObjective):
     """Negative importance-sampling log-likelihood of the population parameters.
 
     Same parameter layout, bounds and covariates as the amortized objective
@@ -119,11 +120,10 @@ class ImportanceObjective(BaseObjective):
         mean = np.asarray(model.prior_mean, dtype=float)
         cov = np.asarray(model.prior_cov, dtype=float)
         cov = np.diag(cov) if cov.ndim == 1 else cov
+        self._prior_re = (mean[self.re], cov[np.ix_(self.re, self.re)])
         if self.re.size:
-            draws = base.samples[:, :, self.re]
-            self._lam, self._eta = likelihood_gaussians(
-                draws, mean[self.re], cov[np.ix_(self.re, self.re)]
-            )
+            samples = base.samples[:, :, self.re]
+            self._lam, self._eta = likelihood_gaussians(samples, *self._prior_re)
         self.n, self.d = base.n, len(names)
         self._draw_base(n_draws, random_state)
 
@@ -161,6 +161,39 @@ class ImportanceObjective(BaseObjective):
         new._draw_base(n_draws, random_state)
         return new
 
+    def with_gaussians(self, rows, mean, cov):
+        """The same objective with the proposals of individuals ``rows`` built from
+        Gaussian posteriors ``N(mean, cov)`` (e.g. Laplace approximations) instead of
+        the draws' moments; same standardised draws.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sknlme.models import LinearGaussian
+        >>> from sknlme.posterior import ExactGaussianPosterior
+        >>> from sknlme.population import ImportanceObjective, PopulationObjective
+        >>> model = LinearGaussian(n_params=1, sigma=0.3)
+        >>> X, _ = model.simulate(4, random_state=0)
+        >>> draws = ExactGaussianPosterior(model).fit().sample(X, 20, random_state=0)
+        >>> base = PopulationObjective(draws, np.zeros((4, 20)), ["theta0"])
+        >>> obj = ImportanceObjective(base, model, X, 2000, random_state=0)
+        >>> mean, cov = model.exact_posterior(model.prepare(X))
+        >>> new = obj.with_gaussians([0, 1, 2, 3], mean, cov)
+        >>> x = obj.pack(beta=[0.0], cov=[[1.0]])
+        >>> exact = model.marginal_loglik(X, np.zeros(1), np.eye(1))
+        >>> bool(np.allclose(new.individual_loglik(x), exact, atol=0.05))
+        True
+        """
+        rows = np.asarray(rows, dtype=np.intp).reshape(-1)
+        new = copy.copy(self)
+        if self.re.size and rows.size:
+            mean = np.asarray(mean, dtype=float)[:, self.re]
+            cov = np.asarray(cov, dtype=float)[:, self.re][:, :, self.re]
+            new._lam, new._eta = self._lam.copy(), self._eta.copy()
+            new._lam[rows], new._eta[rows] = gaussian_likelihoods(mean, cov, *self._prior_re)
+        new._cache = (None, None)
+        return new
+
     # ------------------------------------------------------------ evaluation
     def draws(self, x):
         """Proposal draws ``phi`` (n, K, d) at ``x`` and their log weights (n, K).
@@ -183,87 +216,62 @@ class ImportanceObjective(BaseObjective):
         phi, log_w = self._batch(np.asarray(x, dtype=float).reshape(1, -1))
         return phi[:, 0], log_w[0]
 
-    def _batch(self, xs):
+    def _batch(self, xs, rows=None):
         """Draws ``phi`` (n, b, K, d) and log weights (b, n, K) at the rows of ``xs`` (b, n_x).
 
-        The ``b * K`` draws of each individual go to the model's likelihood in one call.
+        Over the individuals at positions ``rows`` (all when None); the ``b * K``
+        draws of each individual go to the model's likelihood in one call.
         """
-        b, n, K, d = len(xs), self.n, self.K, self.d
+        rows = np.arange(self.n) if rows is None else rows
+        b, n, K, d = len(xs), rows.size, self.K, self.d
+        covariates = None if self.covariates is None else self.covariates[rows]
         means = np.empty((b, n, d))
         psi_cov = np.empty((b, self.re.size, self.re.size))
         for t, x in enumerate(xs):
             beta, B, L = self.layout.factors(x)
-            means[t] = population_means(beta, B, self.covariates)
+            means[t] = population_means(beta, B, covariates)
             psi_cov[t] = (L @ L.T)[np.ix_(self.re, self.re)]
         phi = np.empty((n, b, K, d))
         phi[..., self.fe] = means[:, :, self.fe].transpose(1, 0, 2)[:, :, None, :]
         log_w = np.zeros((b, n, K))
         if self.re.size:
-            psi, log_w = self._random_effects(means[:, :, self.re], psi_cov)
+            psi, log_w = t_proposal(
+                self._std[rows],
+                self._log_t0[rows],
+                self._lam[rows],
+                self._eta[rows],
+                means[:, :, self.re],
+                psi_cov,
+                self.inflation,
+            )
             phi[..., self.re] = psi.transpose(1, 0, 2, 3)
         flat = phi.reshape(n, b * K, d)
-        loglik = self.model.log_likelihood_padded(flat, self._padded, self._covs)
+        whole = rows.size == self.n
+        padded = self._padded if whole else self._padded.take(rows)
+        covs = self._covs if whole or self._covs is None else self._covs.iloc[rows]
+        loglik = self.model.log_likelihood_padded(flat, padded, covs)
         if np.isnan(loglik).any():
             i, k = np.argwhere(np.isnan(loglik))[0]
             raise FloatingPointError(
-                f"the likelihood of individual {self._ids[i]!r} is NaN at phi = {flat[i, k]}"
+                f"the likelihood of individual {self._ids[rows[i]]!r} is NaN at phi = {flat[i, k]}"
             )
         return phi, loglik.reshape(n, b, K).transpose(1, 0, 2) + log_w
 
-    def _random_effects(self, m, psi_cov):
-        """Proposal draws of the random effects and ``log N(psi; m, Psi) - log g(psi)``.
-
-        Means ``m`` (b, n, r) and covariances ``psi_cov`` (b, r, r) give draws
-        (b, n, K, r) and log ratios (b, n, K).
-        """
-        b, n, r = m.shape
-        L_pop = np.linalg.cholesky(psi_cov)
-        prec_pop = np.linalg.inv(psi_cov)
-        prec = self._lam + prec_pop[:, None]  # (b, n, r, r)
-        chol_prec = np.linalg.cholesky(prec)
-        # broadcast products, not one BLAS call over all n rows: row i then depends on
-        # individual i alone, bit for bit (subsets and permutations give the same rows)
-        shift = np.sum(m[..., :, None] * prec_pop[:, None], axis=-2)  # m @ prec_pop
-        centre = np.linalg.solve(prec, (self._eta + shift)[..., None])[..., 0]
-        # scale S = inflation^2 prec^-1 = A A^T with A = inflation chol_prec^-T
-        A = self.inflation * np.swapaxes(np.linalg.inv(chol_prec), -1, -2)
-        psi = centre[:, :, None, :] + self._std @ np.swapaxes(A, -1, -2)
-        log_det_A = np.sum(np.log(np.abs(np.diagonal(A, axis1=-2, axis2=-1))), axis=-1)
-        resid = psi - m[:, :, None, :]
-        z = resid @ np.swapaxes(np.linalg.inv(L_pop), -1, -2)[:, None]  # L_pop^-1 (psi - m)
-        log_pop = -0.5 * np.sum(z**2, axis=3)
-        log_norm = np.sum(np.log(np.diagonal(L_pop, axis1=1, axis2=2)), axis=1) + 0.5 * r * LOG_2PI
-        log_pop -= log_norm[:, None, None]
-        return psi, log_pop - (self._log_t0 - log_det_A[:, :, None])
-
-    def individual_loglik(self, x):
-        """Per-individual estimates ``log L_i``, shape (n,).
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from sknlme.models import LinearGaussian
-        >>> from sknlme.posterior import ExactGaussianPosterior
-        >>> from sknlme.population import ImportanceObjective, PopulationObjective
-        >>> model = LinearGaussian(n_params=1, sigma=0.3)
-        >>> X, _ = model.simulate(4, random_state=0)
-        >>> draws = ExactGaussianPosterior(model).fit().sample(X, 20, random_state=0)
-        >>> base = PopulationObjective(draws, np.zeros((4, 20)), ["theta0"])
-        >>> obj = ImportanceObjective(base, model, X, 50, random_state=0)
-        >>> x = obj.pack(beta=[0.0], cov=[[1.0]])
-        >>> bool(np.isclose(obj.individual_loglik(x).sum(), -obj(x)))
-        True
-        """
-        return logsumexp(self.draws(x)[1], axis=1) - np.log(self.K)
-
     def _values(self, xs):
-        """Negative log-likelihoods at the rows of ``xs`` (b, n_x), in chunks of bounded size."""
+        """Negative log-likelihoods at the rows of ``xs`` (b, n_x), in chunks of bounded size.
+
+        Chunks hold at most ``_BATCH_DRAWS`` draws: several parameter vectors,
+        or blocks of individuals when one vector's ``n K`` draws are more.
+        """
+        per_row = max(1, _BATCH_DRAWS // self.K)
         size = max(1, _BATCH_DRAWS // (self.n * self.K))
-        out = np.empty(len(xs))
+        out = np.zeros(len(xs))
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             for s in range(0, len(xs), size):
-                log_w = self._batch(xs[s : s + size])[1]
-                out[s : s + size] = -np.sum(logsumexp(log_w, axis=2) - np.log(self.K), axis=1)
+                for r in range(0, self.n, per_row):
+                    rows = np.arange(r, min(self.n, r + per_row))
+                    log_w = self._batch(xs[s : s + size], rows)[1]
+                    out[s : s + size] -= np.sum(logsumexp(log_w, axis=2) - np.log(self.K), axis=1)
         return out
 
     def __call__(self, x):
@@ -353,46 +361,3 @@ class ImportanceObjective(BaseObjective):
         (True, (2,))
         """
         return self._gradient(np.asarray(x, dtype=float).reshape(-1), with_value=True)
-
-    def weights(self, x):
-        """Normalised importance weights, shape (n, K).
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from sknlme.models import LinearGaussian
-        >>> from sknlme.posterior import ExactGaussianPosterior
-        >>> from sknlme.population import ImportanceObjective, PopulationObjective
-        >>> model = LinearGaussian(n_params=1, sigma=0.3)
-        >>> X, _ = model.simulate(4, random_state=0)
-        >>> draws = ExactGaussianPosterior(model).fit().sample(X, 20, random_state=0)
-        >>> base = PopulationObjective(draws, np.zeros((4, 20)), ["theta0"])
-        >>> obj = ImportanceObjective(base, model, X, 50, random_state=0)
-        >>> x = obj.pack(beta=[0.0], cov=[[1.0]])
-        >>> np.allclose(obj.weights(x).sum(axis=1), 1.0)
-        True
-        """
-        log_w = self.draws(x)[1]
-        return np.exp(log_w - logsumexp(log_w, axis=1, keepdims=True))
-
-    def conditional_means(self, x):
-        """``E[phi_i | y_i, theta]`` by the weighted proposal draws, shape (n, d).
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from sknlme.models import LinearGaussian
-        >>> from sknlme.posterior import ExactGaussianPosterior
-        >>> from sknlme.population import ImportanceObjective, PopulationObjective
-        >>> model = LinearGaussian(n_params=1, sigma=0.3)
-        >>> X, _ = model.simulate(4, random_state=0)
-        >>> draws = ExactGaussianPosterior(model).fit().sample(X, 20, random_state=0)
-        >>> base = PopulationObjective(draws, np.zeros((4, 20)), ["theta0"])
-        >>> obj = ImportanceObjective(base, model, X, 50, random_state=0)
-        >>> x = obj.pack(beta=[0.0], cov=[[1.0]])
-        >>> obj.conditional_means(x).shape
-        (4, 1)
-        """
-        phi, log_w = self.draws(x)
-        w = np.exp(log_w - logsumexp(log_w, axis=1, keepdims=True))
-        return np.einsum("nk,nkd->nd", w, phi)

@@ -9,9 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ._objective import amortized_offsets
-
-__all__ = ["covariate_effects", "covariate_matrix", "posterior_draws"]
+__all__ = ["covariate_effects", "covariate_matrix"]
 
 
 def _ident(X, i):
@@ -70,32 +68,3 @@ def covariate_matrix(X, names):
             raise ValueError(f"covariate {name!r} of individual {_ident(X, bad[0])!r} is {value!r}")
         cols.append(values)
     return np.stack(cols, axis=1) if cols else np.empty((len(X), 0))
-
-
-def posterior_draws(posterior, model, study, n_samples, seed):
-    """Posterior draws (n, K, d) and their amortized offsets ``-log p0(phi_ik)`` (n, K).
-
-    Examples
-    --------
-    >>> from sknlme.models import LinearGaussian
-    >>> from sknlme.posterior import ExactGaussianPosterior
-    >>> model = LinearGaussian(n_params=2)
-    >>> X, _ = model.simulate(3, random_state=0)
-    >>> post = ExactGaussianPosterior(model).fit()
-    >>> draws, offsets = posterior_draws(post, model, model.prepare(X), 5, seed=0)
-    >>> draws.shape, offsets.shape
-    ((3, 5, 2), (3, 5))
-    """
-    samples = np.asarray(posterior.sample(study, n_samples, random_state=seed))
-    d = len(model.param_names)
-    if samples.shape != (len(study), n_samples, d):
-        raise ValueError(
-            f"posterior.sample returned shape {samples.shape}, expected "
-            f"({len(study)}, {n_samples}, {d}) for the parameters {list(model.param_names)} "
-            "of posterior.model: is the posterior trained for another model?"
-        )
-    bad = ~np.all(np.isfinite(samples), axis=(1, 2))
-    if bad.any():
-        i = np.flatnonzero(bad)[0]
-        raise ValueError(f"posterior draws of individual {study.ids[i]!r} are not finite")
-    return samples, amortized_offsets(samples, model.prior_mean, model.prior_cov)

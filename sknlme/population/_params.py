@@ -47,6 +47,7 @@ PARAMETER_CONSTRAINTS = {
     "n_jobs": [_Count(Integral, None, None, closed="neither"), None],
     "random_state": ["random_state"],
     "likelihood": [StrOptions({"auto", "amortized", "importance"})],
+    "on_outside": [StrOptions({"auto", "fallback", "warn", "raise"})],
     "verbose": ["verbose"],
 }
 

@@ -10,9 +10,10 @@ import numpy as np
 from scipy.special import ndtr
 from scipy.stats import chi2
 
+from .._numerics import LOG_2PI
 from ..simulate import keyed_standard_normal
 
-__all__ = ["keyed_t_draws", "likelihood_gaussians"]
+__all__ = ["gaussian_likelihoods", "keyed_t_draws", "likelihood_gaussians", "t_proposal"]
 
 _KEYED_ROWS = 4096  # individuals per block of keyed proposal normals
 
@@ -55,13 +56,87 @@ def likelihood_gaussians(draws, prior_mean, prior_cov, min_precision=1e-8):
     mean = draws.mean(axis=1)
     centred = draws - mean[:, None, :]
     cov = np.einsum("nkr,nks->nrs", centred, centred) / (K - 1)
+    return gaussian_likelihoods(mean, cov, prior_mean, prior_cov, min_precision)
+
+
+def gaussian_likelihoods(mean, cov, prior_mean, prior_cov, min_precision=1e-8):
+    """Gaussian likelihood approximations from Gaussian posteriors ``N(mean, cov)``.
+
+    The likelihood of a posterior ``N(mu_q, S_q)`` under the prior
+    ``N(mu_0, S_0)``: precision ``S_q^-1 - S_0^-1`` (eigenvalues floored at
+    ``min_precision``) and shift ``S_q^-1 mu_q - S_0^-1 mu_0``.
+
+    Parameters
+    ----------
+    mean : array-like of shape (n, r)
+    cov : array-like of shape (n, r, r)
+    prior_mean, prior_cov, min_precision
+        As in :func:`likelihood_gaussians`.
+
+    Returns
+    -------
+    precision : ndarray of shape (n, r, r)
+    shift : ndarray of shape (n, r)
+
+    Examples
+    --------
+    >>> lam, eta = gaussian_likelihoods([[0.8]], [[[0.2]]], [0.0], [[1.0]])
+    >>> float(lam[0, 0, 0]), float(eta[0, 0] / lam[0, 0, 0])
+    (4.0, 1.0)
+    """
+    mean = np.asarray(mean, dtype=float)
     prior_cov = np.asarray(prior_cov, dtype=float)
     prior_prec = np.linalg.inv(np.diag(prior_cov) if prior_cov.ndim == 1 else prior_cov)
-    post_prec = np.linalg.inv(cov)
+    post_prec = np.linalg.inv(np.asarray(cov, dtype=float))
     w, V = np.linalg.eigh(post_prec - prior_prec)
     precision = np.einsum("nrj,nj,nsj->nrs", V, np.maximum(w, min_precision), V)
     shift = np.einsum("nrs,ns->nr", post_prec, mean) - prior_prec @ np.asarray(prior_mean, float)
     return precision, shift
+
+
+def t_proposal(std, log_t0, lam, eta, m, psi_cov, inflation):
+    """Student t proposal draws of the random effects and their log importance ratios.
+
+    The proposal of individual ``i`` at population means ``m`` (b, n, r) and
+    covariance ``psi_cov`` (b, r, r) has precision ``lam_i + Psi^-1`` and
+    centre ``(lam_i + Psi^-1)^-1 (eta_i + Psi^-1 m_i)``, its scale inflated by
+    ``inflation``; ``std`` (n, K, r) are the standardised t draws and
+    ``log_t0`` (n, K) their log densities.
+
+    Returns
+    -------
+    psi : ndarray of shape (b, n, K, r)
+    log_ratio : ndarray of shape (b, n, K)
+        ``log N(psi; m, Psi) - log g(psi)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> std = np.zeros((1, 3, 1))
+    >>> psi, lr = t_proposal(std, np.zeros((1, 3)), np.ones((1, 1, 1)), np.ones((1, 1)),
+    ...                      np.zeros((1, 1, 1)), np.ones((1, 1, 1)), 1.5)
+    >>> psi.shape, lr.shape, float(psi[0, 0, 0, 0])
+    ((1, 1, 3, 1), (1, 1, 3), 0.5)
+    """
+    b, n, r = m.shape
+    L_pop = np.linalg.cholesky(psi_cov)
+    prec_pop = np.linalg.inv(psi_cov)
+    prec = lam + prec_pop[:, None]  # (b, n, r, r)
+    chol_prec = np.linalg.cholesky(prec)
+    # broadcast products, not one BLAS call over all n rows: row i then depends on
+    # individual i alone, bit for bit (subsets and permutations give the same rows)
+    shift = np.sum(m[..., :, None] * prec_pop[:, None], axis=-2)  # m @ prec_pop
+    centre = np.linalg.solve(prec, (eta + shift)[..., None])[..., 0]
+    # scale S = inflation^2 prec^-1 = A A^T with A = inflation chol_prec^-T
+    A = inflation * np.swapaxes(np.linalg.inv(chol_prec), -1, -2)
+    psi = centre[:, :, None, :] + std @ np.swapaxes(A, -1, -2)
+    log_det_A = np.sum(np.log(np.abs(np.diagonal(A, axis1=-2, axis2=-1))), axis=-1)
+    resid = psi - m[:, :, None, :]
+    z = resid @ np.swapaxes(np.linalg.inv(L_pop), -1, -2)[:, None]  # L_pop^-1 (psi - m)
+    log_pop = -0.5 * np.sum(z**2, axis=3)
+    log_norm = np.sum(np.log(np.diagonal(L_pop, axis1=1, axis2=2)), axis=1) + 0.5 * r * LOG_2PI
+    log_pop -= log_norm[:, None, None]
+    return psi, log_pop - (log_t0 - log_det_A[:, :, None])
 
 
 def keyed_t_draws(seed, keys, K, r, df):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ._rescoring import mc_se_series
 from ._summary import (
     derived_quantities,
     fd_hessian,
@@ -98,6 +99,12 @@ class PopulationFitResult:
         Hessian of the negative log-likelihood at ``x`` and its inverse.
     ess : Series
         Effective sample size of each individual's weights at the estimate.
+    mc_se, loglik_mc_se : Series, float
+        Monte-Carlo SE of each individual's log-likelihood term and of
+        ``loglik`` (see :func:`mc_standard_errors`).
+    fallback : DataFrame
+        Individuals that fell back to their Laplace approximation
+        (``reason``, ``converged``), indexed by ID.
     likelihood : {"amortized", "importance"}
         Which likelihood the objective is.
     n_observations : int
@@ -144,6 +151,8 @@ class PopulationFitResult:
         n_starts_converged,
         n_starts_failed,
         n_observations=None,
+        mc_se=None,
+        fallback=None,
     ):
         self.objective = objective
         self.layout = objective.layout
@@ -167,6 +176,13 @@ class PopulationFitResult:
             np.sqrt(np.where(var >= 0, var, np.nan)), index=self.x_names, name="se"
         )
         self.ess = ess
+        self.mc_se = mc_se if mc_se is not None else pd.Series(np.nan, index=ess.index)
+        self.loglik_mc_se = float(np.sqrt(np.sum(np.asarray(self.mc_se) ** 2)))
+        self.fallback = (
+            pd.DataFrame({"reason": [], "converged": []}, index=pd.Index([], name="ID"))
+            if fallback is None
+            else fallback
+        )
         self.optimize_result = optimize_result
         self.chosen_start = chosen_start
         self.n_starts_converged = int(n_starts_converged)
@@ -185,6 +201,8 @@ class PopulationFitResult:
         n_starts_failed,
         ess_warn_fraction=0.05,
         n_observations=None,
+        hessian_objective=None,
+        fallback=None,
     ):
         """The result at the chosen start, with uncertainty from the re-scoring objective.
 
@@ -210,6 +228,11 @@ class PopulationFitResult:
             in a RuntimeWarning.
         n_observations : int, default=None
             Observed values (the ``n`` of BIC); the number of individuals when None.
+        hessian_objective : objective, default=None
+            The objective whose gradient gives the Hessian (``rescorer`` when
+            None): fewer draws than an adaptive ``rescorer`` may hold.
+        fallback : DataFrame, default=None
+            Individuals that fell back to their Laplace approximation.
 
         Returns
         -------
@@ -233,11 +256,14 @@ class PopulationFitResult:
         w = rescorer.weights(x)
         ess = pd.Series(1.0 / np.sum(w**2, axis=1), index=index, name="ess")
         warn_low_ess(ess, w.shape[1], ess_warn_fraction)
+        hessian_objective = rescorer if hessian_objective is None else hessian_objective
         return cls(
             objective=objective,
             x=x,
             loglik=-float(fval),
-            hessian=fd_hessian(rescorer.gradient, x),
+            hessian=fd_hessian(hessian_objective.gradient, x),
+            mc_se=mc_se_series(w, index),
+            fallback=fallback,
             ess=ess,
             optimize_result=optimize_result,
             chosen_start=chosen.id,
