@@ -65,7 +65,8 @@ def lognormal_cv(omega):
     (30.69, 107.0)
     """
     omega = np.asarray(omega, dtype=float)
-    e = np.exp(omega**2)
+    with np.errstate(over="ignore"):  # an unbounded upper interval end: inf, said as such
+        e = np.exp(omega**2)
     cv = 100 * np.sqrt(e - 1)
     with np.errstate(divide="ignore", invalid="ignore"):
         d = np.where(omega > 0, 100 * omega * e / np.sqrt(e - 1), 100.0)
