@@ -2,10 +2,70 @@
 
 from __future__ import annotations
 
+import hashlib
+import platform
 import time
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+
+_VERSIONED = ("sknlme", "bayesflow", "keras", "jax", "pypesto", "numpy", "scipy", "pandas")
+
+
+def file_sha256(path):
+    """SHA-256 of a file, in hex (the network's fingerprint in reports).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from sknlme._report import file_sha256
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     f = pathlib.Path(d) / "x"
+    ...     _ = f.write_bytes(b"abc")
+    ...     file_sha256(f)[:12]
+    'ba7816bf8f01'
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def provenance_lines(provenance=None, random_state=None):
+    """The provenance block of ``summary.txt``: inputs, seed and software versions.
+
+    Parameters
+    ----------
+    provenance : dict, default=None
+        ``key -> value`` lines to print first (e.g. ``data``, ``network``,
+        ``network_sha256``); a missing key is printed as unknown.
+    random_state : int, default=None
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> from sknlme._report import provenance_lines
+    >>> lines = provenance_lines({"data": "study.csv"}, random_state=0)
+    >>> lines[1], lines[2]
+    ('data: study.csv', 'network: unknown')
+    """
+    info = {"data": "unknown", "network": "unknown", "network_sha256": "unknown"}
+    info.update(provenance or {})
+    lines = ["Provenance:"] + [f"{k}: {v}" for k, v in info.items()]
+    lines.append(f"random_state: {random_state}")
+    for name in _VERSIONED:
+        try:
+            version = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            version = "not installed"
+        lines.append(f"{name}: {version}")
+    lines.append(f"python: {platform.python_version()}")
+    return lines
 
 
 def describe_starts(estimator):
@@ -94,11 +154,26 @@ def _savefig(fig, path, written):
     written.append(path)
 
 
-def write_report(estimator, X, out_dir, *, profile=True, calibration=True, random_state=0):
+def write_report(
+    estimator,
+    X,
+    out_dir,
+    *,
+    profile=True,
+    calibration=True,
+    random_state=0,
+    provenance=None,
+    n_simulations=1000,
+):
     """Write the report of a fitted :class:`~sknlme.NLMEPopulationEstimator`.
 
     Files written to ``out_dir``: ``estimates.csv`` (the summary table),
-    ``individual_estimates.csv`` (``predict(X)``), ``summary.txt``, and PNG
+    ``individual_estimates.csv`` (``predict(X)``), the pharmacometric tables
+    ``parameters.csv`` (``parameter_table``: both scales), ``correlation.csv``
+    (of the estimates), ``observations.csv`` (``observation_table``: PRED,
+    IPRED, IWRES, WRES, CWRES, NPDE), ``individuals.csv``
+    (``individual_table``), ``shrinkage.csv``, ``summary.txt`` (with OFV,
+    condition number and provenance), and PNG
     figures ``individual_fits.png``, ``observed_vs_predicted.png``, ``vpc.png``,
     ``profiles.png`` (when ``profile``) and ``calibration.png`` (when
     ``calibration``: posterior calibration on fresh simulations of the model).
@@ -115,6 +190,12 @@ def write_report(estimator, X, out_dir, *, profile=True, calibration=True, rando
     calibration : bool, default=True
         Check the posterior network on simulations.
     random_state : int, default=0
+        Seeds the VPC, the NPDE simulations and the calibration check.
+    provenance : dict, default=None
+        Inputs to record in ``summary.txt`` (``data``, ``network``,
+        ``network_sha256``); see :func:`provenance_lines`.
+    n_simulations : int, default=1000
+        Replicates of each individual for NPDE.
 
     Returns
     -------
@@ -137,8 +218,10 @@ def write_report(estimator, X, out_dir, *, profile=True, calibration=True, rando
     >>> with tempfile.TemporaryDirectory() as out:
     ...     files = write_report(pop, X, out, profile=False, calibration=False)
     >>> sorted(f.name for f in files)  # doctest: +NORMALIZE_WHITESPACE
-    ['estimates.csv', 'individual_estimates.csv', 'individual_fits.png',
-     'observed_vs_predicted.png', 'summary.txt', 'vpc.png']
+    ['correlation.csv', 'estimates.csv', 'individual_estimates.csv',
+     'individual_fits.png', 'individuals.csv', 'observations.csv',
+     'observed_vs_predicted.png', 'parameters.csv', 'shrinkage.csv', 'summary.txt',
+     'vpc.png']
     """
     import matplotlib
 
@@ -157,6 +240,18 @@ def write_report(estimator, X, out_dir, *, profile=True, calibration=True, rando
     phi_hat = estimator.predict(X)
     phi_hat.to_csv(out / "individual_estimates.csv")
     written.append(out / "individual_estimates.csv")
+    params = estimator.parameter_table()
+    observations = estimator.observation_table(X, n_simulations, random_state)
+    tables = {
+        "parameters.csv": params,
+        "correlation.csv": params.attrs["correlation"],
+        "observations.csv": observations,
+        "individuals.csv": estimator.individual_table(X),
+        "shrinkage.csv": estimator.shrinkage(X, observations),
+    }
+    for name, frame in tables.items():
+        frame.to_csv(out / name, index=name != "observations.csv")
+        written.append(out / name)
 
     _savefig(plotting.plot_individual_fits(model, X, phi_hat), out / "individual_fits.png", written)
     _savefig(
@@ -200,8 +295,27 @@ def write_report(estimator, X, out_dir, *, profile=True, calibration=True, rando
         f"covariance: {estimator.covariance}, likelihood: {estimator.likelihood_}",
         f"starts: {describe_starts(estimator)}",
         describe_loglik(estimator),
+        f"OFV (-2 log-likelihood): {params.attrs['ofv']:.3f}"
+        + ("" if estimator.likelihood_ == "importance" else " (amortized: up to a constant)"),
+        f"condition number of the correlation matrix of the estimates: "
+        f"{params.attrs['condition_number']:.4g}",
         "",
-        table.to_string(float_format=lambda v: f"{v:.4g}"),
+        params[list(table.columns)].to_string(float_format=lambda v: f"{v:.4g}"),
+        "",
+        "Natural scale (exp of log-scale parameters, omega as CV %):",
+        params[
+            [
+                "natural_parameter",
+                "natural_estimate",
+                "natural_se",
+                "natural_rse_percent",
+                "natural_ci_lower",
+                "natural_ci_upper",
+            ]
+        ].to_string(float_format=lambda v: f"{v:.4g}"),
+        "",
+        "Shrinkage (SD-based, %):",
+        tables["shrinkage.csv"].to_string(float_format=lambda v: f"{v:.4g}"),
     ]
     if profile_table is not None:
         lines += [
@@ -216,6 +330,7 @@ def write_report(estimator, X, out_dir, *, profile=True, calibration=True, rando
             f"importance sampling ESS per individual: min {np.min(ess):.1f}, "
             f"median {np.median(ess):.1f}",
         ]
+    lines += ["", *provenance_lines(provenance, random_state)]
     (out / "summary.txt").write_text("\n".join(lines) + "\n")
     written.append(out / "summary.txt")
     return written

@@ -37,7 +37,20 @@ def _load_posterior(model_name, path):
     return pretrained(model_name)
 
 
-def _fit_and_report(X, posterior, args, random_effects=None):
+def _network_provenance(model_name, path):
+    """The network's file and SHA-256 (the shipped one when ``path`` is None)."""
+    from importlib import resources
+
+    from ._report import file_sha256
+
+    if not path:
+        ref = resources.files("sknlme.datasets") / "data" / f"{model_name}.posterior.zip"
+        with resources.as_file(ref) as shipped:
+            return {"network": f"shipped {model_name}", "network_sha256": file_sha256(shipped)}
+    return {"network": os.path.abspath(path), "network_sha256": file_sha256(path)}
+
+
+def _fit_and_report(X, posterior, args, random_effects=None, provenance=None):
     from sklearn.frozen import FrozenEstimator
 
     from ._report import describe_loglik, describe_starts, write_report
@@ -58,7 +71,12 @@ def _fit_and_report(X, posterior, args, random_effects=None):
     print(f"\n{describe_loglik(est)}  ({describe_starts(est)}; fit {fit_time:.1f} s)")
     if args.out:
         files = write_report(
-            est, X, args.out, profile=not args.no_profile, random_state=args.random_state
+            est,
+            X,
+            args.out,
+            profile=not args.no_profile,
+            random_state=args.random_state,
+            provenance=provenance,
         )
         print(f"report: {len(files)} files in {args.out}")
     return est
@@ -85,7 +103,11 @@ def _cmd_demo(args):
     print("Theophylline (12 subjects), one-compartment oral model, shipped network")
     posterior = _load_posterior("one-compartment-oral", None)
     # R nlme's SSfol fit: random effects on the three PK parameters, residual SD fixed effect.
-    return _fit_and_report(X, posterior, args, random_effects=["log_ke", "log_ka", "log_Cl"])
+    provenance = {"data": "theophylline (sknlme.datasets.load_theophylline)"}
+    provenance.update(_network_provenance("one-compartment-oral", None))
+    return _fit_and_report(
+        X, posterior, args, random_effects=["log_ke", "log_ka", "log_Cl"], provenance=provenance
+    )
 
 
 def _cmd_fit(args):
@@ -99,7 +121,9 @@ def _cmd_fit(args):
     columns += [c for c in posterior.model.covariate_names if c not in columns]
     X = read_nonmem(args.data, covariates=columns)
     random_effects = args.random_effects.split(",") if args.random_effects else None
-    return _fit_and_report(X, posterior, args, random_effects=random_effects)
+    provenance = {"data": os.path.abspath(args.data)}
+    provenance.update(_network_provenance(args.model, args.posterior))
+    return _fit_and_report(X, posterior, args, random_effects=random_effects, provenance=provenance)
 
 
 def _cmd_train(args):

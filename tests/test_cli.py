@@ -27,7 +27,26 @@ def test_demo_writes_report(tmp_path, capsys):
     # comparison belongs to the validation against R nlme.
     assert abs(fixed["log_Cl"] + 3.23) < 0.3
     assert len(pd.read_csv(out / "individual_estimates.csv")) == 12
-    assert "refinements on the exact likelihood" in (out / "summary.txt").read_text()
+    summary = (out / "summary.txt").read_text()
+    assert "refinements on the exact likelihood" in summary
+    # the pharmacometric tables (issue 14) and the provenance of the fit
+    params = pd.read_csv(out / "parameters.csv", index_col=0).set_index("parameter")
+    assert params.loc["log_Cl", "natural_parameter"] == "Cl"
+    assert params.loc["SD(log_Cl)", "natural_parameter"] == "CV%(Cl)"
+    assert params.loc["log_sigma", "kind"] == "residual error"
+    assert pd.isna(params.loc["log_Cl", "rse_percent"])  # no RSE of a log-scale value
+    obs = pd.read_csv(out / "observations.csv")
+    assert list(obs.columns) == ["ID", "TIME", "DV", "PRED", "IPRED", "RES", "IRES",
+                                 "IWRES", "WRES", "CWRES", "NPDE"]  # fmt: skip
+    assert len(obs) == 132 and obs["NPDE"].notna().all()  # R nlme: 132 observations
+    ind = pd.read_csv(out / "individuals.csv", index_col="ID")
+    assert len(ind) == 12 and {"Cl", "ETA(log_Cl)", "WT"} <= set(ind.columns)
+    shrink = pd.read_csv(out / "shrinkage.csv", index_col=0)
+    assert list(shrink.index) == ["ETA(log_ke)", "ETA(log_ka)", "ETA(log_Cl)", "EPS"]
+    corr = pd.read_csv(out / "correlation.csv", index_col=0)
+    assert corr.shape == (7, 7)  # 4 fixed effects and 3 log-variances
+    for text in ("OFV", "condition number", "network_sha256: ", "bayesflow: ", "random_state: 0"):
+        assert text in summary, text
 
 
 def test_train_saves_a_loadable_posterior(tmp_path):

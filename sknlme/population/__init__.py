@@ -6,7 +6,16 @@ from ._importance import ImportanceObjective
 from ._multistart import make_problem, random_startpoints, run_multistart
 from ._objective import PopulationObjective, amortized_offsets
 from ._profile import PopulationProfile, profile_fit
+from ._residual_math import decorrelated_residuals, npde_from_simulations, residual_sd
+from ._residuals import individual_table, observation_table, shrinkage
 from ._result import PopulationFitResult, information_criteria, population_estimates
+from ._tables import (
+    condition_number,
+    estimate_correlation,
+    is_log_scale,
+    lognormal_cv,
+    parameter_table,
+)
 
 __all__ = [
     "BaseObjective",
@@ -16,11 +25,22 @@ __all__ = [
     "PopulationObjective",
     "PopulationProfile",
     "amortized_offsets",
+    "condition_number",
+    "decorrelated_residuals",
+    "estimate_correlation",
+    "individual_table",
     "information_criteria",
+    "is_log_scale",
+    "lognormal_cv",
     "make_problem",
+    "npde_from_simulations",
+    "observation_table",
+    "parameter_table",
     "population_estimates",
     "population_means",
     "profile_fit",
     "random_startpoints",
+    "residual_sd",
     "run_multistart",
+    "shrinkage",
 ]

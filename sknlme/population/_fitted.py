@@ -8,6 +8,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._fallback import low_ess_fallback, sample_with_fallback
 from ._importance import ImportanceObjective
+from ._residuals import individual_table, observation_table, shrinkage
+from ._tables import parameter_table
 
 __all__ = ["FittedPopulationMixin"]
 
@@ -18,7 +20,8 @@ def _view(name):
 
 class FittedPopulationMixin:
     """Fitted attributes (views of ``result_``), ``score_samples``, ``score``,
-    ``predict``, ``summary`` and ``profile`` of :class:`NLMEPopulationEstimator`.
+    ``predict``, ``summary``, ``profile`` and the pharmacometric tables of
+    :class:`NLMEPopulationEstimator`.
 
     Examples
     --------
@@ -219,3 +222,119 @@ class FittedPopulationMixin:
         prof = self.result_.profile(params, confidence, optimizer, profile_options)
         self.profile_result_ = prof.result
         return prof.table
+
+    # ------------------------------------------------------ pharmacometric tables
+    def parameter_table(self, confidence=0.95):
+        """Parameters on the estimation and the natural scale (see :func:`parameter_table`).
+
+        Parameters
+        ----------
+        confidence : float, default=0.95
+            Level of the Wald intervals.
+
+        Returns
+        -------
+        DataFrame
+            With ``attrs`` ``ofv``, ``aic``, ``bic``, ``correlation`` and
+            ``condition_number``.
+
+        Examples
+        --------
+        >>> from sknlme.models import LinearGaussian
+        >>> from sknlme.posterior import ExactGaussianPosterior
+        >>> from sknlme.population import NLMEPopulationEstimator
+        >>> model = LinearGaussian(n_params=1, sigma=0.3)
+        >>> X, _ = model.simulate(20, random_state=0)
+        >>> pop = NLMEPopulationEstimator(ExactGaussianPosterior(model).fit(), n_samples=50,
+        ...                               n_starts=2, random_state=0).fit(X)
+        >>> bool(pop.parameter_table().attrs["ofv"] == -2 * pop.loglik_)
+        True
+        """
+        check_is_fitted(self)
+        return parameter_table(self.result_, self.posterior.model.error_params, confidence)
+
+    def observation_table(self, X, n_simulations=1000, random_state=None):
+        """ID, TIME, DV, PRED, IPRED, RES, IWRES, WRES, CWRES, NPDE (see :func:`observation_table`).
+
+        Parameters
+        ----------
+        X : DataFrame
+            Individuals table.
+        n_simulations : int, default=1000
+            Replicates for NPDE (0: none).
+        random_state : int, RandomState or None, default=None
+
+        Returns
+        -------
+        DataFrame
+
+        Examples
+        --------
+        >>> from sknlme.models import LinearGaussian
+        >>> from sknlme.posterior import ExactGaussianPosterior
+        >>> from sknlme.population import NLMEPopulationEstimator
+        >>> model = LinearGaussian(n_params=1, sigma=0.3)
+        >>> X, _ = model.simulate(10, random_state=0)
+        >>> pop = NLMEPopulationEstimator(ExactGaussianPosterior(model).fit(), n_samples=50,
+        ...                               n_starts=2, random_state=0).fit(X)
+        >>> len(pop.observation_table(X, n_simulations=0))
+        50
+        """
+        check_is_fitted(self)
+        return observation_table(self, X, n_simulations, random_state)
+
+    def individual_table(self, X):
+        """Covariates, EBEs and ETAs per individual (see :func:`individual_table`).
+
+        Parameters
+        ----------
+        X : DataFrame
+            Individuals table.
+
+        Returns
+        -------
+        DataFrame
+
+        Examples
+        --------
+        >>> from sknlme.models import LinearGaussian
+        >>> from sknlme.posterior import ExactGaussianPosterior
+        >>> from sknlme.population import NLMEPopulationEstimator
+        >>> model = LinearGaussian(n_params=1, sigma=0.3)
+        >>> X, _ = model.simulate(10, random_state=0)
+        >>> pop = NLMEPopulationEstimator(ExactGaussianPosterior(model).fit(), n_samples=50,
+        ...                               n_starts=2, random_state=0).fit(X)
+        >>> pop.individual_table(X).shape
+        (10, 2)
+        """
+        check_is_fitted(self)
+        return individual_table(self, X)
+
+    def shrinkage(self, X, observations=None):
+        """Eta- and epsilon-shrinkage in percent (see :func:`shrinkage`).
+
+        Parameters
+        ----------
+        X : DataFrame
+            Individuals table.
+        observations : DataFrame, default=None
+            :meth:`observation_table` of ``X``, to reuse its IWRES.
+
+        Returns
+        -------
+        DataFrame
+
+        Examples
+        --------
+        >>> from sknlme.models import LinearGaussian
+        >>> from sknlme.posterior import ExactGaussianPosterior
+        >>> from sknlme.population import NLMEPopulationEstimator
+        >>> model = LinearGaussian(n_params=1, sigma=0.3)
+        >>> X, _ = model.simulate(10, random_state=0)
+        >>> pop = NLMEPopulationEstimator(ExactGaussianPosterior(model).fit(), n_samples=50,
+        ...                               n_starts=2, random_state=0).fit(X)
+        >>> list(pop.shrinkage(X).columns)
+        ['omega', 'sd', 'shrinkage_percent']
+        """
+        check_is_fitted(self)
+        return shrinkage(self, X, observations)
