@@ -226,6 +226,12 @@ class Model(TableMethods):
     #: the model simulates; data using any other are refused, never ignored.
     dosing_features = frozenset()
 
+    #: Permutations of the parameters under which the observation likelihood is
+    #: exactly invariant (e.g. ``ka <-> ke`` in the one-compartment oral model:
+    #: ``(1, 0, 2, ...)``). Per-individual mode searches pick, among a mode and its
+    #: images, the one the training prior prefers.
+    likelihood_symmetries = ()
+
     def check_dosing(self, padded, ids=None):
         """Refuse data whose dose events or observations use features the model lacks.
 

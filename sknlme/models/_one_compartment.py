@@ -103,6 +103,12 @@ class OneCompartmentOral(Model):
     (5, 49, 1)
     """
 
+    @property
+    def likelihood_symmetries(self):
+        """``ka <-> ke``: ``C(t)`` is the same with the two rate constants swapped."""
+        rest = tuple(range(2, self.n_params))
+        return ((1, 0, *rest),)
+
     def __init__(self, error="additive", prior_mean=None, prior_cov=None, design=None):
         self.error = error
         self.error_model = make_error_model(error)

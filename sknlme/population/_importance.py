@@ -161,10 +161,12 @@ class ImportanceObjective(WeightedDraws, BaseObjective):
         new._draw_base(n_draws, random_state)
         return new
 
-    def with_gaussians(self, rows, mean, cov):
+    def with_gaussians(self, rows, mean, cov, prior_inflation=1.0):
         """The same objective with the proposals of individuals ``rows`` built from
         Gaussian posteriors ``N(mean, cov)`` (e.g. Laplace approximations) instead of
-        the draws' moments; same standardised draws.
+        the draws' moments; same standardised draws. ``prior_inflation`` is
+        the factor on the training prior's covariance under which these
+        posteriors are (see :func:`sknlme.population.laplace_approximations`).
 
         Examples
         --------
@@ -190,7 +192,10 @@ class ImportanceObjective(WeightedDraws, BaseObjective):
             mean = np.asarray(mean, dtype=float)[:, self.re]
             cov = np.asarray(cov, dtype=float)[:, self.re][:, :, self.re]
             new._lam, new._eta = self._lam.copy(), self._eta.copy()
-            new._lam[rows], new._eta[rows] = gaussian_likelihoods(mean, cov, *self._prior_re)
+            prior_mean, prior_cov = self._prior_re
+            new._lam[rows], new._eta[rows] = gaussian_likelihoods(
+                mean, cov, prior_mean, prior_cov * float(prior_inflation)
+            )
         new._cache = (None, None)
         return new
 
@@ -250,6 +255,13 @@ class ImportanceObjective(WeightedDraws, BaseObjective):
         padded = self._padded if whole else self._padded.take(rows)
         covs = self._covs if whole or self._covs is None else self._covs.iloc[rows]
         loglik = self.model.log_likelihood_padded(flat, padded, covs)
+        # a NaN likelihood where the population density is below e^-700 of the
+        # proposal's (a t tail draw hundreds of SDs out, e.g. log ka = 1368, where
+        # the kernel's ka / (ka - ke) is inf / inf) has a zero weight whatever it
+        # is, as a Gaussian likelihood is bounded; anywhere else it is an error
+        ratio = log_w.transpose(1, 0, 2).reshape(n, b * K)
+        negligible = np.isnan(loglik) & (ratio < -700.0)
+        loglik = np.where(negligible, -np.inf, loglik)
         if np.isnan(loglik).any():
             i, k = np.argwhere(np.isnan(loglik))[0]
             raise FloatingPointError(

@@ -179,7 +179,10 @@ def population_table(derived_fun, x, cov_x, confidence=0.95):
     -------
     DataFrame
         Columns ``parameter, kind, estimate, se, rse_percent, ci_lower,
-        ci_upper, fixed``; a quantity is ``fixed`` when it does not depend on
+        ci_upper, fixed``; ``rse_percent`` is ``100 se / |estimate|``, but for
+        a log-scale fixed effect (a name starting with ``log_``) that of its
+        natural-scale value ``exp(estimate)``, ``100 se``, and NaN for
+        correlations and covariate effects; a quantity is ``fixed`` when it does not depend on
         any free parameter (it has no standard error). Intervals are Wald
         intervals on the natural scale for effects, on the log scale for SDs
         and variances (so they stay positive) and on Fisher's ``atanh`` scale
@@ -206,6 +209,15 @@ def population_table(derived_fun, x, cov_x, confidence=0.95):
     se = np.where(fixed, np.nan, se)
     with np.errstate(divide="ignore", invalid="ignore"):
         rse = 100 * se / np.abs(values)
+    # a relative error of a log-scale value or a correlation means nothing (log_Cl
+    # showed 1.9 % where the CV of CL is 6.1 %, a correlation 684 %): for a log-scale
+    # fixed effect ``beta`` the RSE of ``exp(beta)`` is ``100 SE(beta)`` (delta method);
+    # correlations and covariate effects get none (parameter_table has both scales)
+    for i, (name, kind, _) in enumerate(rows):
+        if kind == "fixed effect" and str(name).startswith("log_"):
+            rse[i] = 100 * se[i]
+        elif kind in ("correlation", "covariate effect"):
+            rse[i] = np.nan
     return pd.DataFrame(
         {
             "parameter": [r[0] for r in rows],
