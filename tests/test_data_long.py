@@ -82,7 +82,8 @@ def test_to_long_layout():
     assert long["TIME"].tolist() == [0.0, 0.0, 0.0, 1.0, 2.0, 2.0]
     assert long["EVID"].tolist() == [1, 0, 0, 1, 0, 0]
     assert long["MDV"].tolist() == [1, 0, 1, 1, 0, 0]
-    assert long["CMT"].tolist() == [1, 2, 3, 1, 2, 3]
+    # dose rows: CMT 0, NONMEM's code for the default dose compartment
+    assert long["CMT"].tolist() == [0, 2, 3, 0, 2, 3]
     assert long["AMT"].tolist() == [10.0, 0.0, 0.0, 5.0, 0.0, 0.0]
     assert_same_individuals(from_long(long, outputs=[2, 3], covariates=["WT"]), X)
     with pytest.raises(ValueError, match="clash"):
@@ -182,8 +183,9 @@ CASES = [
     (edit("AMT", 3, -5.0), r"'AMT' has value -5.0 on a dose row at ID 2 \(row 3\)"),
     (edit("AMT", 4, 5.0), r"'AMT' has value 5.0 on an observation row .* ID 2 \(row 4\)"),
     (edit("EVID", 4, 7), r"'EVID' has unknown EVID 7 at ID 2 \(row 4\)"),
-    (edit("EVID", 4, 3), r"'EVID' has value 3 \(reset event\) at ID 2 \(row 4\).*not supported"),
-    (edit("EVID", 4, 4), r"'EVID' has value 4 \(reset event\)"),
+    # an observation row turned into a reset (EVID 3) or reset-and-dose (EVID 4) row
+    (edit("EVID", 4, 3), r"'DV' has value 3.0 on a dose-event row \(EVID 1, 3 or 4\) at ID 2"),
+    (edit("EVID", 4, 4), r"'AMT' has value 0.0 on a dose row at ID 2 \(row 4\)"),
     (edit("MDV", 4, 2), r"'MDV' has value 2 at ID 2 \(row 4\); expected 0 or 1"),
     (edit("WT", 5, 81.0), r"covariate 'WT' is not constant within ID 2: values \[80.0, 81.0\]"),
     (edit("ID", 5, 1), r"ID 1 appears in separate blocks of rows \(starting at row 0, row 5\)"),
@@ -191,7 +193,7 @@ CASES = [
     (base().assign(EVID=[1, 0, 0, 1, 2, 2]), r"ID 2 has no observation row"),
     (
         base().assign(ADDL=[0, 0, 0, 3, 0, 0]),
-        r"'ADDL' has value 3 at ID 2 \(row 3\).*not supported",
+        r"'ADDL' has value 3 at ID 2 \(row 3\); additional doses \(ADDL\) need II > 0",
     ),
     (base().drop(columns="DV"), r"no column 'DV'"),
     # data that NONMEM would read differently from what they seem to say: refused
@@ -203,7 +205,7 @@ CASES = [
     (edit("DV", 4, np.nan), r"'DV' is missing at ID 2 \(row 4\) but 'MDV' is 0"),
     (
         edit("DV", 3, 7.5).drop(columns="MDV"),
-        r"'DV' has value 7.5 on a dose row \(EVID 1\) at ID 2 \(row 3\)",
+        r"'DV' has value 7.5 on a dose-event row \(EVID 1, 3 or 4\) at ID 2 \(row 3\)",
     ),
     (base().drop(columns="AMT"), r"dose rows \(EVID 1\) but no AMT column"),
     (base().iloc[:0], r"no rows"),
@@ -247,7 +249,9 @@ def test_valid_input_not_mutated_and_zero_rate_ignored():
     X = from_long(df, covariates=["WT"])
     pd.testing.assert_frame_equal(df, before)
     assert list(X.columns) == ["WT", "records"]  # RATE/II are not covariates
-    assert X.loc[1, "records"] == IndividualRecords([0.0, 1.0], [1.0, 2.0], [0.0], [100.0])
+    # the CMT of the dose row is its compartment
+    expected = IndividualRecords([0.0, 1.0], [1.0, 2.0], [0.0], [100.0], dose_cmt=[1])
+    assert X.loc[1, "records"] == expected
 
 
 def test_more_edge_cases():

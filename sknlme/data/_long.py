@@ -15,13 +15,13 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from ._censoring import censor, read_limits
+from ._events import dose_items_of, expand_doses, read_dose_items, used_items
 from ._long_rows import (
     _MISSING,
-    _UNSUPPORTED,
     _check_dose_rows_dv,
     _check_duplicate_doses,
     _check_duplicates,
-    _check_unsupported,
     _covariates,
     _event_ids,
     _find_column,
@@ -31,7 +31,6 @@ from ._records import IndividualRecords, covariate_columns, make_individuals
 from ._validation import _show, _where, check_ids, check_times, numeric_column, validate_individuals
 
 
-# NONMEM dosing columns whose non-zero values would change what a dose means.
 def from_long(
     df,
     *,
@@ -42,6 +41,14 @@ def from_long(
     evid_col="EVID",
     mdv_col="MDV",
     cmt_col="CMT",
+    rate_col="RATE",
+    dur_col="DUR",
+    addl_col="ADDL",
+    ii_col="II",
+    ss_col="SS",
+    cens_col="CENS",
+    lloq_col="LLOQ",
+    limit_col="LIMIT",
     covariates=None,
     outputs=None,
 ):
@@ -57,6 +64,28 @@ def from_long(
         and ``CMT`` may be absent: without ``EVID``, rows with ``AMT > 0`` are
         doses and the others observations; without ``MDV``, an observation
         with missing ``DV`` is a missing value.
+    rate_col, dur_col, addl_col, ii_col, ss_col : str
+        Dose-event columns, matched case-insensitively, each optional and read
+        on dose rows only (blank there reads 0). ``RATE > 0`` is a zero-order
+        infusion lasting ``AMT / RATE``; a ``DUR`` value gives the duration
+        directly (alone or with ``RATE`` -2, NONMEM's modelled duration with
+        ``D1 = DUR``); ``RATE`` -1 and other -2 are refused. ``ADDL`` doses
+        are expanded: ``ADDL`` more copies of the dose every ``II`` after it,
+        cancelled from the time of a later ``SS`` 1 dose or reset event, as in
+        NONMEM. ``SS`` 1 or 2 with ``II > 0`` is kept in ``dose_ss`` and
+        ``dose_ii`` for the model to compute the steady state. ``CMT`` on a
+        dose row is its ``dose_cmt`` (0 or blank: the model's default).
+        ``EVID`` 3 is a reset (amount 0, ``dose_reset``), ``EVID`` 4 a reset
+        and dose.
+    cens_col, lloq_col, limit_col : str
+        Censoring columns, optional, matched case-insensitively. ``CENS`` (or,
+        without one, a ``BLQ`` column) = 1 marks an observation below the
+        limit held in ``DV`` (or in ``LLOQ`` when that column gives one);
+        with an ``LLOQ`` column, an observation whose ``DV`` is below it, is
+        the text ``"BLQ"`` (``"BQL"``, ``"BLOQ"``, ``"<LLOQ"``), or is missing
+        with ``MDV`` 0, is censored at ``LLOQ``. A censored value is its
+        limit, flagged in ``censored``. ``CENS`` -1 (above a limit) and a
+        finite ``LIMIT`` (interval censoring) are refused.
     covariates : list of str, default=None
         Covariate columns, each constant within an individual (name those the
         population model or the simulator uses). Other columns (``TAD``,
@@ -81,7 +110,8 @@ def from_long(
     ValueError
         Naming ID, column, value and row: missing ID, non-numeric or negative
         or unsorted ``TIME``, non-numeric ``DV`` (e.g. ``'BLQ'``), dose with
-        ``AMT <= 0``, unknown or reset ``EVID``, duplicate observation or
+        ``AMT <= 0``, unknown ``EVID``, a dose-event item NONMEM would
+        refuse or that needs a modelled rate (named with its column), duplicate observation or
         dose row, individual without observations, time-varying covariate,
         and data NONMEM would read otherwise than they seem to say: IDs that
         differ only in type (``1`` and ``"1"``), a missing ``DV`` with
@@ -115,20 +145,38 @@ def from_long(
         "evid": _find_column(df, evid_col, False),
         "mdv": _find_column(df, mdv_col, False),
         "cmt": _find_column(df, cmt_col, False),
+        "rate": _find_column(df, rate_col, False),
+        "dur": _find_column(df, dur_col, False),
+        "addl": _find_column(df, addl_col, False),
+        "ii": _find_column(df, ii_col, False),
+        "ss": _find_column(df, ss_col, False),
+        "cens": _find_column(df, cens_col, False),
+        "lloq": _find_column(df, lloq_col, False),
+        "limit": _find_column(df, limit_col, False),
     }
+    if cols["cens"] is None and cens_col == "CENS":
+        cols["cens"] = _find_column(df, "BLQ", False)  # the NONMEM M3 habit's flag column
     ic = cols["id"]
     codes = check_ids(df, ic)
     times = numeric_column(df, cols["time"], id_col=ic, missing=_MISSING)
     check_times(df, times, codes, id_col=ic, time_col=cols["time"])
-    _check_unsupported(df, ic)
     amt = None
     if cols["amt"] is not None:
         amt = numeric_column(df, cols["amt"], id_col=ic, missing=_MISSING)
     evid = _event_ids(df, cols, amt)
-    dose, obs = evid == 1, evid == 0
+    dose, obs, event = np.isin(evid, (1, 4)), evid == 0, np.isin(evid, (1, 3, 4))
+    if dose.any() and amt is None:
+        raise ValueError("long table has dose rows (EVID 1) but no AMT column")
+    items = read_dose_items(df, cols, ic, evid, amt)
+    if amt is not None:
+        stray = (evid == 3) & (np.nan_to_num(amt) != 0)
+        if stray.any():
+            pos = int(np.flatnonzero(stray)[0])
+            raise ValueError(
+                f"column {_show(cols['amt'])} has value {_show(amt[pos])} on a reset-only row "
+                f"(EVID 3) at {_where(df, pos, ic)}; a reset with a dose is EVID 4"
+            )
     if dose.any():
-        if amt is None:
-            raise ValueError("long table has dose rows (EVID 1) but no AMT column")
         bad = dose & ~(amt > 0)
         if bad.any():
             pos = int(np.flatnonzero(bad)[0])
@@ -146,12 +194,13 @@ def from_long(
                 "(EVID 0) "
                 f"at {_where(df, pos, ic)}; a dose needs EVID 1"
             )
-    dv = numeric_column(df, cols["dv"], id_col=ic, rows=obs, missing=_MISSING)
-    mdv = None
+    dv, blq_text, lloq = read_limits(df, cols, ic, obs)
+    mdv = mdv_given = None
     if cols["mdv"] is not None:
         mdv_given = numeric_column(df, cols["mdv"], id_col=ic, missing=_MISSING)
         mdv = np.where(np.isnan(mdv_given), 0.0, mdv_given)  # as NONMEM, a missing MDV reads 0
-        unexplained = obs & (mdv_given == 0) & np.isnan(dv)
+        # with an LLOQ, an observation without a value is below it (censored below)
+        unexplained = obs & (mdv_given == 0) & np.isnan(dv) & ~np.isfinite(lloq)
         if unexplained.any():
             pos = int(np.flatnonzero(unexplained)[0])
             raise ValueError(
@@ -166,11 +215,16 @@ def from_long(
                 f"column {_show(cols['mdv'])} has value {_show(df[cols['mdv']].iloc[pos])} at "
                 f"{_where(df, pos, ic)}; expected 0 or 1"
             )
+    observed = obs if mdv is None else obs & (mdv != 1)
+    dv, censored = censor(df, cols, ic, observed, dv, blq_text, lloq, mdv_given)
+    if mdv is not None:
         dv = np.where(mdv == 1, np.nan, dv)
     out, k = _output_codes(df, cols["cmt"], obs, outputs, ic)
-    if dose.any():
-        _check_dose_rows_dv(df, dose, cols["dv"], mdv, ic)
-        _check_duplicate_doses(df, codes, times, dose, amt, cols["cmt"], ic)
+    if event.any():
+        _check_dose_rows_dv(df, event, cols["dv"], mdv, ic)
+        _check_duplicate_doses(
+            df, codes, times, dose, amt, cols["cmt"], ic, items["dose_durations"]
+        )
 
     _check_duplicates(df, codes, times, obs, out, cols["cmt"], ic)
     bounds = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1], True])  # rows are contiguous
@@ -184,15 +238,15 @@ def from_long(
         t_unique, row_of = np.unique(times[o], return_inverse=True)
         values = np.full((len(t_unique), k), np.nan)
         values[row_of, out[o]] = dv[o]
-        d = lo + np.flatnonzero(dose[lo:hi])
-        records.append(IndividualRecords(t_unique, values, times[d], amt[d] if len(d) else []))
+        flags = np.zeros(values.shape, bool)
+        flags[row_of, out[o]] = censored[o]
+        d_times, d_amounts, extras = expand_doses(np.arange(lo, hi), times, evid, amt, items)
+        records.append(
+            IndividualRecords(t_unique, values, d_times, d_amounts, **extras, censored=flags)
+        )
 
     reserved = {c for c in cols.values() if c is not None}
-    unread = [
-        c
-        for c in df.columns
-        if c not in reserved and not (isinstance(c, str) and c.upper() in _UNSUPPORTED)
-    ]
+    unread = [c for c in df.columns if c not in reserved]
     if covariates is None:
         if unread:
             warnings.warn(
@@ -224,7 +278,7 @@ def to_long(
     mdv_col="MDV",
     cmt_col="CMT",
     outputs=None,
-    dose_cmt=1,
+    dose_cmt=0,
 ):
     """NONMEM-style long table of an individuals table (inverse of :func:`from_long`).
 
@@ -236,16 +290,22 @@ def to_long(
         Names of the columns written.
     outputs : sequence, default=None
         ``CMT`` value of each output; ``1..n_outputs`` by default.
-    dose_cmt : int, default=1
-        ``CMT`` value written on dose rows.
+    dose_cmt : int, default=0
+        ``CMT`` value written on dose rows whose ``dose_cmt`` is 0 (the model's
+        default dose compartment, which NONMEM also reads from ``CMT`` 0).
 
     Returns
     -------
     df : DataFrame
-        Columns ``ID, TIME, DV, AMT, EVID, MDV, CMT`` then the covariates;
-        one row per dose and per (time, output) pair, missing values as
-        ``MDV`` 1 rows with ``DV`` NaN; sorted by time within each ID, doses
-        before observations at equal times.
+        Columns ``ID, TIME, DV, AMT, EVID, MDV, CMT``, then those the records
+        need: ``RATE`` and ``DUR`` for infusions (``RATE`` -2 with the
+        duration in ``DUR``, which NONMEM reads with ``D1 = DUR`` in ``$PK``),
+        ``SS`` and ``II`` for steady-state doses, ``CENS`` for censored
+        values (``DV`` holds the limit); then the covariates. Resets are
+        ``EVID`` 3 (no dose) or 4. One row per dose and per (time, output)
+        pair, missing values as ``MDV`` 1 rows with ``DV`` NaN; sorted by time
+        within each ID, doses before observations at equal times.
+        ``from_long(to_long(X))`` gives ``X`` back.
 
     Examples
     --------
@@ -254,38 +314,55 @@ def to_long(
     ...                      covariates={"WT": [70.0]})
     >>> to_long(X)
        ID  TIME   DV  AMT  EVID  MDV  CMT    WT
-    0   1   0.0  NaN  4.0     1    1    1  70.0
+    0   1   0.0  NaN  4.0     1    1    0  70.0
     1   1   0.0  1.0  0.0     0    0    1  70.0
     2   1   1.0  0.5  0.0     0    0    1  70.0
+    >>> rec = IndividualRecords([1.0], [0.2], [0.0], [4.0], dose_durations=[0.5],
+    ...                         censored=[True])
+    >>> to_long(make_individuals([rec]))
+       ID  TIME   DV  AMT  EVID  MDV  CMT  RATE  DUR  CENS
+    0   1   0.0  NaN  4.0     1    1    0  -2.0  0.5     0
+    1   1   1.0  0.2  0.0     0    0    1   0.0  0.0     1
     """
     records = validate_individuals(X, require_values=False)
     k = records[0].n_outputs
     outputs = list(range(1, k + 1)) if outputs is None else list(outputs)
     if len(outputs) != k:
         raise ValueError(f"got {len(outputs)} CMT values in outputs for {k} outputs")
-    names = [id_col, time_col, dv_col, amt_col, evid_col, mdv_col, cmt_col]
+    extra = used_items(records)
+    names = [id_col, time_col, dv_col, amt_col, evid_col, mdv_col, cmt_col, *extra]
     covs = covariate_columns(X)
     clash = [c for c in covs if c in names]
     if clash:
         raise ValueError(f"covariate column(s) {clash} clash with the long-table columns")
-    position, t, dv, amt, evid, cmt, order = [], [], [], [], [], [], []
+    position, t, dv, amt, order = [], [], [], [], []
+    cols = {name: [] for name in ("EVID", "CMT", "RATE", "DUR", "SS", "II", "CENS")}
     for i, rec in enumerate(records):
         nd, no = rec.n_doses, rec.n_obs * k
         position += [i] * (nd + no)
         t += [rec.dose_times, np.repeat(rec.times, k)]
         dv += [np.full(nd, np.nan), rec.values.ravel()]
         amt += [rec.dose_amounts, np.zeros(no)]
-        evid += [np.ones(nd, int), np.zeros(no, int)]
-        cmt += [np.full(nd, dose_cmt, dtype=object), np.tile(np.array(outputs, object), rec.n_obs)]
         order += [np.arange(nd), nd + np.arange(no)]
+        dose_items = dose_items_of(rec, dose_cmt)
+        obs_items = {
+            "EVID": np.zeros(no, int),
+            "CMT": np.tile(np.array(outputs, object), rec.n_obs),
+            "CENS": rec.censored.ravel().astype(int),
+        }
+        for name, values in cols.items():
+            values += [
+                dose_items.get(name, np.zeros(nd, int)),
+                obs_items.get(name, np.zeros(no)),
+            ]
     position = np.asarray(position, dtype=int)
-    t, dv, amt = np.concatenate(t), np.concatenate(dv), np.concatenate(amt)
-    evid, cmt, order = np.concatenate(evid), np.concatenate(cmt), np.concatenate(order)
-    # Stable sort: by individual, then time, then doses (EVID 1) before observations.
-    sort = np.lexsort((order, -evid, t, position))
+    t, dv, amt, order = (np.concatenate(a) for a in (t, dv, amt, order))
+    cols = {name: np.concatenate(values) for name, values in cols.items()}
+    evid = cols["EVID"].astype(int)
+    # Stable sort: by individual, then time, then dose events before observations.
+    sort = np.lexsort((order, evid == 0, t, position))
     position, t, dv, amt, evid = position[sort], t[sort], dv[sort], amt[sort], evid[sort]
-    cmt = pd.Series(list(cmt[sort]))
-    mdv = np.where((evid == 1) | np.isnan(dv), 1, 0)
+    mdv = np.where((evid > 0) | np.isnan(dv), 1, 0)
     df = pd.DataFrame(
         {
             id_col: X.index.take(position),
@@ -294,9 +371,12 @@ def to_long(
             amt_col: amt,
             evid_col: evid,
             mdv_col: mdv,
-            cmt_col: cmt,
+            cmt_col: pd.Series(list(cols["CMT"][sort])),
         }
     )
+    for name in extra:
+        values = cols[name][sort]
+        df[name] = values.astype(int) if name in ("SS", "CENS") else values.astype(float)
     for name in covs:
         df[name] = X[name].iloc[position].reset_index(drop=True)
     return df

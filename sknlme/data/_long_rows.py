@@ -11,7 +11,6 @@ import pandas as pd
 
 from ._validation import _show, _where, numeric_column
 
-_UNSUPPORTED = ("RATE", "ADDL", "II", "SS")
 _MISSING = ("", ".")
 
 
@@ -36,38 +35,15 @@ def _event_ids(df, cols, amt):
             return np.zeros(len(df), dtype=int)
         return np.where(np.nan_to_num(amt) > 0, 1, 0)
     evid = numeric_column(df, cols["evid"], id_col=id_col, missing=_MISSING)
-    known = np.isin(evid, [0, 1, 2])
+    known = np.isin(evid, [0, 1, 2, 3, 4])
     if not known.all():
         pos = int(np.flatnonzero(~known)[0])
-        value = df[cols["evid"]].iloc[pos]
-        where = _where(df, pos, id_col)
-        if evid[pos] in (3, 4):
-            raise ValueError(
-                f"column {_show(cols['evid'])} has value {_show(value)} (reset event) at {where}; "
-                "reset events (EVID 3 and 4) are not supported"
-            )
         raise ValueError(
-            f"column {_show(cols['evid'])} has unknown EVID {_show(value)} at {where}; expected "
-            "0 (observation), 1 (dose) or 2 (other event)"
+            f"column {_show(cols['evid'])} has unknown EVID {_show(df[cols['evid']].iloc[pos])} "
+            f"at {_where(df, pos, id_col)}; expected 0 (observation), 1 (dose), 2 (other "
+            "event), 3 (reset) or 4 (reset and dose)"
         )
     return evid.astype(int)
-
-
-def _check_unsupported(df, id_col):
-    for name in _UNSUPPORTED:
-        col = _find_column(df, name, required=False)
-        if col is None:
-            continue
-        values = numeric_column(df, col, id_col=id_col, missing=_MISSING)
-        bad = np.nan_to_num(values) != 0
-        if bad.any():
-            pos = int(np.flatnonzero(bad)[0])
-            raise ValueError(
-                f"column {_show(col)} has value {_show(df[col].iloc[pos])} at "
-                f"{_where(df, pos, id_col)}; "
-                f"{name} (infusions, additional or steady-state doses) is not supported: "
-                "write each dose as its own row"
-            )
 
 
 def _output_codes(df, cmt_col, obs, outputs, id_col):
@@ -115,13 +91,17 @@ def _check_duplicates(df, codes, times, obs, out, cmt_col, id_col):
         )
 
 
-def _check_duplicate_doses(df, codes, times, dose, amt, cmt_col, id_col):
-    """Refuse a dose row repeated exactly (same individual, time, amount and CMT)."""
+def _check_duplicate_doses(df, codes, times, dose, amt, cmt_col, id_col, durations):
+    """Refuse a dose row repeated exactly (same individual, time, amount, CMT and duration).
+
+    A bolus and an infusion at one time into one compartment (a loading dose) differ
+    in duration and are not duplicates.
+    """
     rows = np.flatnonzero(dose)
     if rows.size < 2:
         return
     cmt = np.zeros(len(df)) if cmt_col is None else pd.factorize(df[cmt_col])[0]
-    keys = np.stack([codes[rows], times[rows], amt[rows], cmt[rows]])
+    keys = np.stack([codes[rows], times[rows], amt[rows], cmt[rows], durations[rows]])
     order = np.lexsort(keys[::-1])
     same = np.all(keys[:, order[1:]] == keys[:, order[:-1]], axis=0)
     if same.any():
@@ -147,9 +127,9 @@ def _check_dose_rows_dv(df, dose, dv_col, mdv, id_col):
     if bad.any():
         pos = int(np.flatnonzero(bad)[0])
         raise ValueError(
-            f"column {_show(dv_col)} has value {_show(raw[pos])} on a dose row (EVID 1) at "
-            f"{_where(df, pos, id_col)}; put the observation on its own row (EVID 0), or set "
-            "MDV 1 if it is not one"
+            f"column {_show(dv_col)} has value {_show(raw[pos])} on a dose-event row "
+            f"(EVID 1, 3 or 4) at {_where(df, pos, id_col)}; put the observation on its own "
+            "row (EVID 0), or set MDV 1 if it is not one"
         )
 
 
