@@ -381,3 +381,35 @@ def test_kernel_speed_for_training(capsys):
     model.simulate_padded(phi, design, cov, 0)
     rate = 20000 / (time.perf_counter() - start)
     assert rate > 2000  # measured about 1e5 individuals/s on 2 shared cores
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.floats(-4.0, 4.0), min_size=7, max_size=7),
+    st.integers(1, 3),
+    st.booleans(),
+)
+def test_kernel_matches_matrix_exponential_over_wide_parameters(logs, ncomp, depot):
+    from scipy.linalg import expm
+
+    cl, v1, q2, v2, q3, v3, ka = np.exp(logs)
+    pk = [cl, v1, q2, v2, q3, v3, ka, 0.0, 1.0]
+    k = np.zeros((4, 4))  # depot, central, peripheral 2, peripheral 3
+    k[0, 0], k[1, 0] = -ka, ka
+    k[1, 1] = -cl / v1
+    for p, (q, v) in enumerate([(q2, v2), (q3, v3)][: ncomp - 1], start=2):
+        k[1, 1] -= q / v1
+        k[p, 1], k[1, p], k[p, p] = q / v1, q / v, -q / v
+    times = [0.05, 0.5, 2.0, 10.0, 50.0]
+    want = [(expm(k * t) @ np.eye(4)[0 if depot else 1])[1] / v1 for t in times]
+    got = kernel_conc(pk, ncomp, [{"t": 0.0, "amt": 1.0, "depot": depot}], times)
+    np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-9 * max(want))
+
+
+@pytest.mark.parametrize("rel", [0.0, 1e-7, 1e-4, 1e-2])
+def test_oral_steady_state_is_stable_when_ka_equals_ke(rel):
+    pk = [2.0, 10.0, 0, 0, 0, 0, 0.2 * (1 + rel), 0.0, 1.0]  # ke = 0.2
+    ss = {"t": 500.0, "amt": 100.0, "depot": True, "ss": 1, "ii": 12.0}
+    times = [500.5, 503.0, 510.0, 530.0]
+    got = kernel_conc(pk, 1, [ss], times)
+    _close(got, kernel_conc(pk, 1, _explicit(ss, 60), times), 1e-10)  # measured < 3e-12
