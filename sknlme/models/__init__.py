@@ -1,6 +1,7 @@
 """Mechanistic individual models: the :class:`Model` base and built-in models."""
 
 from ._base import Model
+from ._compartmental import LinearCompartmental
 from ._error import ErrorModel
 from ._function import FunctionModel
 from ._linear_gaussian import LinearGaussian
@@ -13,6 +14,7 @@ from ._registry import get_model, model_names
 __all__ = [
     "ErrorModel",
     "FunctionModel",
+    "LinearCompartmental",
     "LinearGaussian",
     "MRNATransfection",
     "MRNATransfectionDetailed",

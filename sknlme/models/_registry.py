@@ -10,6 +10,11 @@ _BUILTIN = {
     "mrna-transfection-detailed": "sknlme.models._mrna_detailed:MRNATransfectionDetailed",
     "mrna-transfection-sde": "sknlme.models._mrna_sde:MRNATransfectionSDE",
 }
+_LINEAR = "sknlme.models._compartmental:LinearCompartmental"
+for _n, _word in ((1, "one"), (2, "two"), (3, "three")):
+    _BUILTIN[f"{_word}-compartment-iv"] = (_LINEAR, {"n_compartments": _n, "route": "iv"})
+    _oral = "one-compartment-oral-trans4" if _n == 1 else f"{_word}-compartment-oral"
+    _BUILTIN[_oral] = (_LINEAR, {"n_compartments": _n, "route": "oral"})
 
 
 def model_names():
@@ -48,10 +53,13 @@ def get_model(name, **kwargs):
     >>> from sknlme.models import get_model
     >>> get_model("one-compartment-oral").param_names
     ('log_ke', 'log_ka', 'log_Cl', 'log_sigma')
+    >>> get_model("two-compartment-iv", error="proportional").param_names
+    ('log_CL', 'log_V1', 'log_Q', 'log_V2', 'log_b')
     """
     try:
         target = _BUILTIN[name]
     except KeyError:
         raise ValueError(f"unknown model {name!r}; choose one of {model_names()}") from None
+    target, defaults = target if isinstance(target, tuple) else (target, {})
     module, cls = target.split(":")
-    return getattr(importlib.import_module(module), cls)(**kwargs)
+    return getattr(importlib.import_module(module), cls)(**{**defaults, **kwargs})

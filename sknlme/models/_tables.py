@@ -157,6 +157,7 @@ class TableMethods:
                 times=np.ascontiguousarray(t),
                 values=np.full(t.shape + (self.n_outputs,), np.nan),
                 obs_mask=np.ones(t.shape, dtype=bool),
+                censored=np.zeros(t.shape + (self.n_outputs,), dtype=bool),
             )
         phi = np.asarray(phi, dtype=float)
         if phi.ndim not in (2, 3) or phi.shape[0] != n or phi.shape[-1] != self.n_params:

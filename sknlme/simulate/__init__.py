@@ -7,12 +7,16 @@ from ._closed_form import (
     oral1c_predict,
     oral1c_simulate,
 )
+from ._linear_pk import linear_pk_loglik, linear_pk_predict, linear_pk_simulate
 from ._random import draw_seed, keyed_standard_normal, standard_normal
 
 __all__ = [
     "bateman",
     "draw_seed",
     "keyed_standard_normal",
+    "linear_pk_loglik",
+    "linear_pk_predict",
+    "linear_pk_simulate",
     "mrna_predict",
     "mrna_simulate",
     "oral1c_predict",
