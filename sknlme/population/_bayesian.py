@@ -136,7 +136,8 @@ def chain_diagnostics(chain, burn_in, zscore=2.0):
         return np.full(n_x, np.nan), np.full(n_x, np.nan), np.zeros(n_x)
     z, p = calculate_zscore(kept)
     tau = autocorrelation_sokal(kept)
-    return np.ravel(z).astype(float), np.ravel(p).astype(float), len(kept) / (1.0 + tau)
+    ess = np.where(np.ptp(kept, axis=0) > 0, len(kept) / (1.0 + tau), 0.0)  # 0: never moved
+    return np.ravel(z).astype(float), np.ravel(p).astype(float), ess
 
 
 def _natural(samples, layout):
