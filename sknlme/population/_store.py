@@ -170,7 +170,7 @@ def load_results(filename):
     >>> pop = NLMEPopulationEstimator(ExactGaussianPosterior(model).fit(), n_samples=50,
     ...                               n_starts=2, random_state=0).fit(X)
     >>> stored = load_results(save_results(pop, os.path.join(tempfile.mkdtemp(), "fit.h5")))
-    >>> stored.result.optimize_result[0].fval == pop.optimize_result_.optimize_result[0].fval
+    >>> bool(stored.result.optimize_result[0].fval == pop.optimize_result_.optimize_result[0].fval)
     True
     """
     path = Path(filename)
