@@ -1,6 +1,7 @@
 """Population level: marginal likelihoods of the population parameters and their estimator."""
 
 from ._base import BaseObjective, population_means
+from ._bayesian import PopulationPosterior, normal_prior, sample_population
 from ._estimator import NLMEPopulationEstimator
 from ._importance import ImportanceObjective
 from ._multistart import make_problem, random_startpoints, run_multistart
@@ -9,6 +10,7 @@ from ._profile import PopulationProfile, profile_fit
 from ._residual_math import decorrelated_residuals, npde_from_simulations, residual_sd
 from ._residuals import individual_table, observation_table, shrinkage
 from ._result import PopulationFitResult, information_criteria, population_estimates
+from ._store import StoredResults, load_results, save_results
 from ._tables import (
     condition_number,
     estimate_correlation,
@@ -23,7 +25,9 @@ __all__ = [
     "NLMEPopulationEstimator",
     "PopulationFitResult",
     "PopulationObjective",
+    "PopulationPosterior",
     "PopulationProfile",
+    "StoredResults",
     "amortized_offsets",
     "condition_number",
     "decorrelated_residuals",
@@ -36,6 +40,9 @@ __all__ = [
     "npde_from_simulations",
     "observation_table",
     "parameter_table",
+    "load_results",
+    "make_problem",
+    "normal_prior",
     "population_estimates",
     "population_means",
     "profile_fit",
@@ -43,4 +50,6 @@ __all__ = [
     "residual_sd",
     "run_multistart",
     "shrinkage",
+    "sample_population",
+    "save_results",
 ]

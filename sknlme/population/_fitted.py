@@ -20,7 +20,7 @@ def _view(name):
 
 class FittedPopulationMixin:
     """Fitted attributes (views of ``result_``), ``score_samples``, ``score``,
-    ``predict``, ``summary``, ``profile`` and the pharmacometric tables of
+    ``predict``, ``summary``, ``profile``, the pharmacometric tables and ``sample_posterior`` of
     :class:`NLMEPopulationEstimator`.
 
     Examples
@@ -338,3 +338,32 @@ class FittedPopulationMixin:
         """
         check_is_fitted(self)
         return shrinkage(self, X, observations)
+
+    def sample_posterior(self, prior=None, n_samples=10_000, random_state=None, **kwargs):
+        """MCMC over the population parameters (see :func:`sample_population`).
+
+        Returns
+        -------
+        PopulationPosterior
+            Also kept as ``posterior_`` (and its pyPESTO result as
+            ``sample_result_``, for :func:`save_results`).
+
+        Examples
+        --------
+        >>> from sknlme.models import LinearGaussian
+        >>> from sknlme.posterior import ExactGaussianPosterior
+        >>> from sknlme.population import NLMEPopulationEstimator
+        >>> model = LinearGaussian(n_params=1, sigma=0.3)
+        >>> X, _ = model.simulate(50, random_state=0)
+        >>> pop = NLMEPopulationEstimator(ExactGaussianPosterior(model).fit(), n_samples=50,
+        ...                               n_starts=2, random_state=0).fit(X)
+        >>> post = pop.sample_posterior(n_samples=1000, random_state=0, min_ess=0)
+        >>> list(post.samples.columns)
+        ['theta0', 'log_var(theta0)']
+        """
+        from ._bayesian import sample_population
+
+        check_is_fitted(self)
+        post = sample_population(self.result_, prior, n_samples, random_state, **kwargs)
+        self.posterior_, self.sample_result_ = post, post.result
+        return post
