@@ -118,6 +118,14 @@ def system_matrix(phi, wt):
     -------
     ndarray of shape (n, 5, 5)
         States ``A1..A5`` in order (see the module docstring).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sknlme.models._parent_metabolite import PRIOR_MEAN, system_matrix
+    >>> m = system_matrix(PRIOR_MEAN[None], np.array([70.0]))
+    >>> m.shape, bool(np.isclose(m[0, 0, 0], -np.exp(-3.0)))
+    ((1, 5, 5), True)
     """
     x = np.exp(phi)
     q25, v2, clp, clm, v3, q34, v4, ka = (x[:, j] for j in range(8))
