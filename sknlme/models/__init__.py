@@ -9,6 +9,7 @@ from ._mrna import MRNATransfection
 from ._mrna_detailed import MRNATransfectionDetailed
 from ._mrna_sde import MRNATransfectionSDE
 from ._one_compartment import OneCompartmentOral
+from ._parent_metabolite import ParentMetabolite
 from ._registry import get_model, model_names
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "MRNATransfectionSDE",
     "Model",
     "OneCompartmentOral",
+    "ParentMetabolite",
     "get_model",
     "model_names",
 ]

@@ -9,6 +9,7 @@ _BUILTIN = {
     "mrna-transfection": "sknlme.models._mrna:MRNATransfection",
     "mrna-transfection-detailed": "sknlme.models._mrna_detailed:MRNATransfectionDetailed",
     "mrna-transfection-sde": "sknlme.models._mrna_sde:MRNATransfectionSDE",
+    "parent-metabolite": "sknlme.models._parent_metabolite:ParentMetabolite",
 }
 _LINEAR = "sknlme.models._compartmental:LinearCompartmental"
 for _n, _word in ((1, "one"), (2, "two"), (3, "three")):
