@@ -124,3 +124,17 @@ def test_models_refuse_features_they_do_not_simulate():
         model.log_likelihood_padded(phi[:, None, :], padded)
     # X itself is untouched and still prepares
     assert model.prepare(X).padded.dosing_features == frozenset()
+
+
+def test_nonmem_cmt_on_every_row_is_the_models_dose_compartment():
+    """NONMEM files put CMT on every row; CMT 1 is the oral model's depot, CMT 2 is not."""
+    from sknlme.data import from_long, to_long
+    from sknlme.datasets import load_theophylline
+
+    long = to_long(load_theophylline())
+    long["CMT"] = 1
+    model = OneCompartmentOral()
+    assert model.prepare(from_long(long, covariates=["WT"])).n_individuals == 12
+    long.loc[long["EVID"] == 1, "CMT"] = 2
+    with pytest.raises(ValueError, match="does not simulate compartment"):
+        model.prepare(from_long(long, covariates=["WT"]))

@@ -226,6 +226,10 @@ class Model(TableMethods):
     #: the model simulates; data using any other are refused, never ignored.
     dosing_features = frozenset()
 
+    #: The NONMEM ``CMT`` of the model's own dose compartment: dose rows that name
+    #: it (NONMEM files put CMT on every row) need no ``"compartment"`` feature.
+    default_dose_cmt = 1
+
     #: Permutations of the parameters under which the observation likelihood is
     #: exactly invariant (e.g. ``ka <-> ke`` in the one-compartment oral model:
     #: ``(1, 0, 2, ...)``). Per-individual mode searches pick, among a mode and its
@@ -259,6 +263,10 @@ class Model(TableMethods):
         ValueError: model 'one-compartment-oral' does not simulate infusion (individual 7 ...
         """
         extra = padded.dosing_features - self.dosing_features
+        if "compartment" in extra:
+            cmt = padded.dose_cmt[padded.dose_mask]
+            if np.all((cmt == 0) | (cmt == self.default_dose_cmt)):
+                extra = extra - {"compartment"}
         if not extra:
             return
         feature = sorted(extra)[0]

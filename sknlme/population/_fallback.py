@@ -16,8 +16,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from ..posterior import laplace_approximations
 from ..simulate import keyed_standard_normal
-from ._laplace import laplace_approximations
 from ._objective import amortized_offsets
 
 __all__ = [
@@ -39,7 +39,16 @@ LOW_ESS_FRACTION = 0.25
 # prior and likelihood, the Gaussian standing for the likelihood was a tangent far
 # from the likelihood's mode, and the fit ended 50 log-likelihood units below the
 # maximum; its draws also set bounds that excluded the maximum.
+# Error parameters keep the training prior: an individual with as many observations
+# as parameters fits its data exactly as sigma -> 0, an unbounded likelihood that only
+# the prior holds (sparse theophylline, 4 samples: log sigma -13 under a prior x100).
 PRIOR_INFLATION = 100.0
+
+
+def prior_inflation(model):
+    """``PRIOR_INFLATION`` on the structural parameters, 1 on the error parameters."""
+    error = set(getattr(model, "error_params", ()))
+    return np.array([1.0 if p in error else PRIOR_INFLATION for p in model.param_names])
 
 
 def gaussian_draws(seed, keys, K, mean, cov):
@@ -74,7 +83,7 @@ class FallbackDraws:
         converged; where not, a warning names the individual).
     mode, cov : ndarray
         The Laplace approximations ``N(mode, cov)`` of the rows' posteriors
-        under the training prior with its covariance times ``PRIOR_INFLATION``.
+        under the training prior with its covariance times ``prior_inflation(model)``.
 
     Examples
     --------
@@ -146,7 +155,7 @@ def laplace_fallback(model, study, rows, reasons, starts=None, random_state=0):
     rows = np.asarray(rows, dtype=np.intp)
     sub = study.take(rows)
     mode, cov, ok = laplace_approximations(
-        model, sub, starts, random_state=random_state, prior_inflation=PRIOR_INFLATION
+        model, sub, starts, random_state=random_state, prior_inflation=prior_inflation(model)
     )
     ids = [study.ids[i] for i in rows]
     if not ok.all():
@@ -243,9 +252,14 @@ def sample_with_fallback(posterior, model, study, n_samples, seed, on_outside, f
     if fallback.rows.size:  # their draws are of the posterior under the wider prior
         cov = np.asarray(model.prior_cov, dtype=float)
         offsets[fallback.rows] = amortized_offsets(
-            samples[fallback.rows], model.prior_mean, cov * PRIOR_INFLATION
+            samples[fallback.rows], model.prior_mean, _inflated(cov, prior_inflation(model))
         )
     return samples, offsets, fallback
+
+
+def _inflated(cov, f):
+    cov = np.diag(cov) if cov.ndim == 1 else cov
+    return cov * np.sqrt(np.outer(f, f))
 
 
 def _ess(objective, x):
@@ -300,7 +314,7 @@ def low_ess_fallback(objective, model, study, x, fallback, seed):
     """
     if fallback.rows.size:
         objective = objective.with_gaussians(
-            fallback.rows, fallback.mode, fallback.cov, PRIOR_INFLATION
+            fallback.rows, fallback.mode, fallback.cov, prior_inflation(model)
         )
     ess = _probe_ess(objective, x, seed)
     low = np.flatnonzero(ess < LOW_ESS_FRACTION)
@@ -313,7 +327,7 @@ def low_ess_fallback(objective, model, study, x, fallback, seed):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # judged by the ESS below instead
         extra = laplace_fallback(model, study, low, reasons, random_state=seed)
-    trial = objective.with_gaussians(extra.rows, extra.mode, extra.cov, PRIOR_INFLATION)
+    trial = objective.with_gaussians(extra.rows, extra.mode, extra.cov, prior_inflation(model))
     better = _probe_ess(trial, x, seed)[low] > ess[low]
     keep = FallbackDraws(
         low[better],
@@ -323,7 +337,7 @@ def low_ess_fallback(objective, model, study, x, fallback, seed):
         extra.cov[better],
         extra.table["converged"].to_numpy()[better],
     )
-    objective = objective.with_gaussians(keep.rows, keep.mode, keep.cov, PRIOR_INFLATION)
+    objective = objective.with_gaussians(keep.rows, keep.mode, keep.cov, prior_inflation(model))
     return objective, fallback.merge(keep)
 
 

@@ -165,7 +165,8 @@ class ImportanceObjective(WeightedDraws, BaseObjective):
         """The same objective with the proposals of individuals ``rows`` built from
         Gaussian posteriors ``N(mean, cov)`` (e.g. Laplace approximations) instead of
         the draws' moments; same standardised draws. ``prior_inflation`` is
-        the factor on the training prior's covariance under which these
+        the factor (scalar or per parameter) on the training prior's covariance
+        under which these
         posteriors are (see :func:`sknlme.population.laplace_approximations`).
 
         Examples
@@ -193,8 +194,9 @@ class ImportanceObjective(WeightedDraws, BaseObjective):
             cov = np.asarray(cov, dtype=float)[:, self.re][:, :, self.re]
             new._lam, new._eta = self._lam.copy(), self._eta.copy()
             prior_mean, prior_cov = self._prior_re
+            f = np.broadcast_to(np.asarray(prior_inflation, dtype=float), (self.d,))[self.re]
             new._lam[rows], new._eta[rows] = gaussian_likelihoods(
-                mean, cov, prior_mean, prior_cov * float(prior_inflation)
+                mean, cov, prior_mean, prior_cov * np.sqrt(np.outer(f, f))
             )
         new._cache = (None, None)
         return new

@@ -3,12 +3,16 @@
 from ._amortized import AmortizedPosterior
 from ._diagnostics import check_draws, ecdf_error, posterior_metrics, sbc_ranks
 from ._exact import ExactGaussianPosterior
+from ._laplace import laplace_approximations
+from ._laplace_posterior import LaplacePosterior
 
 __all__ = [
     "AmortizedPosterior",
     "ExactGaussianPosterior",
+    "LaplacePosterior",
     "check_draws",
     "ecdf_error",
+    "laplace_approximations",
     "posterior_metrics",
     "sbc_ranks",
 ]
