@@ -74,6 +74,7 @@ MRNA = dict(
     random_effects=["log_delta", "log_gamma", "log_k_m0_scale", "log_t0"],
 )
 SPECS = {"oral1c": ORAL, "mrna": MRNA}
+TOOLS = ("sknlme", "R nlme", "NumPyro")
 
 
 def truth(model):
@@ -83,7 +84,11 @@ def truth(model):
     sd = np.asarray(t["sd"]) if "sd" in t else np.sqrt(t["var"])
     out = {s: float(m) for s, m in zip(spec["short"], t["mean"], strict=False)}
     re = spec["random_effects"] or spec["names"]
-    out |= {f"sd_{s}": float(sd[spec["names"].index(p)]) for s, p in zip(spec["short"], spec["names"], strict=True) if p in re}  # fmt: skip
+    out |= {
+        f"sd_{s}": float(sd[spec["names"].index(p)])
+        for s, p in zip(spec["short"], spec["names"], strict=True)
+        if p in re
+    }
     out["sigma"] = float(np.exp(t["mean"][-1]))
     return out
 
@@ -129,9 +134,15 @@ def worker_sknlme(model, csv, out):
         summary = est.summary()
     fit_s = time.perf_counter() - t0
     fe, sd, se = est.fixed_effects_, est.random_effects_, est.standard_errors_
-    res = dict(status="ok", import_s=import_s, load_s=load_s, fit_s=fit_s,
-               likelihood=est.likelihood_, loglik=float(est.loglik_),
-               warnings=sorted({str(w.message)[:80] for w in caught}))  # fmt: skip
+    res = dict(
+        status="ok",
+        import_s=import_s,
+        load_s=load_s,
+        fit_s=fit_s,
+        likelihood=est.likelihood_,
+        loglik=float(est.loglik_),
+        warnings=sorted({str(w.message)[:80] for w in caught}),
+    )
     for s, p in zip(spec["short"], spec["names"], strict=True):
         res[s] = float(fe[p])
         res[f"se_{s}"] = float(se[p])
@@ -239,6 +250,16 @@ def _read_r(path, model):
         if f"sd.{r}" in raw:
             res[f"sd_{s}"] = float(raw[f"sd.{r}"])
     res["sigma"], res["loglik"] = float(raw["sigma"]), float(raw["loglik"])
+    res["warnings"] = [w for w in raw.get("warnings", "").split("; ") if w]
+    return res
+
+
+def align_swap(res):
+    """mRNA: swap delta and gamma (means, SDs, SEs) so that delta > gamma (exchangeable)."""
+    if "delta" in res and "gamma" in res and res["delta"] < res["gamma"]:
+        for a, b in (("delta", "gamma"), ("sd_delta", "sd_gamma"), ("se_delta", "se_gamma")):
+            if a in res and b in res:
+                res[a], res[b] = res[b], res[a]
     return res
 
 
@@ -250,9 +271,23 @@ def run_tool(tool, model, csv, workdir, timeout=600, warmup=500, samples=500):
         cmd = ["Rscript", str(R_SCRIPT), model, str(csv), str(out)]
     else:
         worker = "sknlme" if tool == "sknlme" else "numpyro"
-        cmd = [sys.executable, "-m", "bench.peers", "--worker", worker, model, str(csv), str(out),
-               "--warmup", str(warmup), "--samples", str(samples)]  # fmt: skip
-    env = os.environ | {"PYTHONPATH": os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")])}  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "bench.peers",
+            "--worker",
+            worker,
+            model,
+            str(csv),
+            str(out),
+            "--warmup",
+            str(warmup),
+            "--samples",
+            str(samples),
+        ]
+    env = os.environ | {
+        "PYTHONPATH": os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")])
+    }
     t0 = time.perf_counter()
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
@@ -264,11 +299,21 @@ def run_tool(tool, model, csv, workdir, timeout=600, warmup=500, samples=500):
         return {"status": "failed: " + " | ".join(tail)[:300], "wall_s": wall}
     res = _read_r(out, model) if tool == "R nlme" else json.loads(out.read_text())
     res["wall_s"] = wall
-    return res
+    return align_swap(res)
 
 
-def run(ns, models=("oral1c",), out="bench/out", timeout=600, numpyro_max_n=1000,
-        warmup=500, samples=500, seed=0, print=print):  # fmt: skip
+def run(
+    ns,
+    models=("oral1c",),
+    out="bench/out",
+    timeout=600,
+    numpyro_max_n=1000,
+    warmup=500,
+    samples=500,
+    seed=0,
+    tools=TOOLS,
+    print=print,
+):
     """Simulate, run every available tool per (model, N); the long results table."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -280,13 +325,10 @@ def run(ns, models=("oral1c",), out="bench/out", timeout=600, numpyro_max_n=1000
     for model in models:
         for k, n in enumerate(ns):
             csv = simulate_study(model, n, out / f"study-{model}-{n}.csv", seed=seed)
-            tools = ["sknlme", "R nlme"]
-            if model == "oral1c" and n <= numpyro_max_n:
-                tools.append("NumPyro")
-            tools = [t for t in tools if not notes.get(t)]
-            if k % 2:
-                tools = tools[::-1]
-            for tool in tools:
+            here = [t for t in tools if not notes.get(t)]
+            if model != "oral1c" or n > numpyro_max_n:
+                here = [t for t in here if t != "NumPyro"]
+            for tool in here[::-1] if k % 2 else here:
                 res = run_tool(tool, model, csv, out, timeout, warmup, samples)
                 rows.append({"model": model, "n": n, "tool": tool} | res)
                 print(f"  {model} N={n} {tool}: {res['status']} wall {res['wall_s']:.1f} s")
@@ -299,7 +341,9 @@ def report(table, print=print):
     """Print times, ratios to R (wall and fit) and the estimates side by side."""
     for model, part in table.groupby("model", sort=False):
         spec = SPECS[model]
-        est_cols = [c for c in spec["short"] + [f"sd_{s}" for s in spec["short"]] + ["sigma"] if c in part]  # fmt: skip
+        est_cols = [
+            c for c in spec["short"] + [f"sd_{s}" for s in spec["short"]] + ["sigma"] if c in part
+        ]
         se_cols = [f"se_{s}" for s in spec["short"] if f"se_{s}" in part]
         t = part.copy()
         for col in ("wall_s", "fit_s"):
@@ -312,11 +356,20 @@ def report(table, print=print):
         print(f"\n{model}: seconds, ratio = tool / R nlme (>1: slower than R)")
         print(t[cols + ["status"]].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
         print(f"\n{model}: estimates (log-scale fixed effects, SDs, residual SD)")
-        est = pd.concat([t[["n", "tool"] + est_cols], truth_row[["n", "tool"] + [c for c in est_cols if c in truth_row]]])  # fmt: skip
+        est = pd.concat(
+            [
+                t[["n", "tool"] + est_cols],
+                truth_row[["n", "tool"] + [c for c in est_cols if c in truth_row]],
+            ]
+        )
         print(est.to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-"))
         if se_cols:
             print(f"\n{model}: standard errors of the fixed effects (NumPyro: posterior SD)")
-            print(t[["n", "tool"] + se_cols].to_string(index=False, float_format=lambda v: f"{v:.4f}", na_rep="-"))  # fmt: skip
+            print(
+                t[["n", "tool"] + se_cols].to_string(
+                    index=False, float_format=lambda v: f"{v:.4f}", na_rep="-"
+                )
+            )
 
 
 def main(argv=None):
@@ -331,7 +384,10 @@ def main(argv=None):
     ap.add_argument("--samples", type=int, default=500)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="bench/out")
-    ap.add_argument("--worker", nargs=4, metavar=("TOOL", "MODEL", "CSV", "OUT"), help=argparse.SUPPRESS)  # fmt: skip
+    ap.add_argument("--tools", nargs="+", default=list(TOOLS), choices=TOOLS)
+    ap.add_argument(
+        "--worker", nargs=4, metavar=("TOOL", "MODEL", "CSV", "OUT"), help=argparse.SUPPRESS
+    )
     args = ap.parse_args(argv)
     if args.worker:
         tool, model, csv, out = args.worker
@@ -340,8 +396,17 @@ def main(argv=None):
         return worker_numpyro(model, csv, out, args.warmup, args.samples)
     ns = [100] if args.quick else list(args.n) + ([100_000] if args.large else [])
     models = ("oral1c", "mrna") if args.mrna and not args.quick else ("oral1c",)
-    table = run(ns, models, args.out, args.timeout, args.numpyro_max_n, args.warmup,
-                args.samples, args.seed)  # fmt: skip
+    table = run(
+        ns,
+        models,
+        args.out,
+        args.timeout,
+        args.numpyro_max_n,
+        args.warmup,
+        args.samples,
+        args.seed,
+        tuple(args.tools),
+    )
     report(table)
     return table
 

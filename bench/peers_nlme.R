@@ -17,8 +17,9 @@ out <- args[3]
 
 obs <- d[d$EVID == 0 & d$MDV == 0, ]
 res <- list()
+warned <- character(0)
 t_fit <- system.time({
-  fit <- tryCatch({
+  fit <- withCallingHandlers(tryCatch({
     if (model == "oral1c") {
       dose <- d[d$EVID == 1, c("ID", "AMT")]
       obs$Dose <- dose$AMT[match(obs$ID, dose$ID)]
@@ -38,9 +39,13 @@ t_fit <- system.time({
       start <- c(ld = -0.7, lg = -3.0, lk = 6.0, lt = 0.0, lo = 2.0)
       nlme(y ~ f(t, ld, lg, lk, lt, lo), data = g,
            fixed = ld + lg + lk + lt + lo ~ 1, random = pdDiag(ld + lg + lk + lt ~ 1),
-           groups = ~ID, start = start, method = "ML")
+           groups = ~ID, start = start, method = "ML",
+           control = nlmeControl(pnlsTol = 0.01, maxIter = 200, returnObject = TRUE))
     } else stop("unknown model ", model)
-  }, error = function(e) e)
+  }, error = function(e) e), warning = function(w) {
+    warned <<- unique(c(warned, conditionMessage(w)))
+    invokeRestart("muffleWarning")
+  })
 })
 res$fit_s <- t_fit[["elapsed"]]
 if (inherits(fit, "error")) {
@@ -58,5 +63,7 @@ if (inherits(fit, "error")) {
   for (k in names(fe)) if (k %in% names(sds)) res[[paste0("sd.", k)]] <- sds[[k]]
   res$sigma <- fit$sigma
   res$loglik <- as.numeric(logLik(fit))
+  # nlme's own non-convergence (returnObject = TRUE) and getInitial's warnings
+  res$warnings <- gsub("[\r\n,]", " ", paste(warned, collapse = "; "))
 }
 writeLines(paste(names(res), unlist(lapply(res, as.character)), sep = ","), out)
