@@ -19,8 +19,10 @@ hit both), and the table reports
   settings on ``FrozenEstimator(pretrained(...))`` and its ``summary()``
   (standard errors); for R ``nlme(...)`` alone (``system.time``); for NumPyro
   the NUTS run;
+- ``cpu_s``: the CPU time (user + system) of that process, less sensitive than
+  wall time to other load on a shared machine;
 - ``load_s``: sknlme's network loading (``pretrained``), counted apart;
-- ratios of both times to R's, and the estimates side by side (fixed effects
+- ratios of these times to R's, and the estimates side by side (fixed effects
   on R's log scale, random-effect SDs, residual SD; standard errors of the
   fixed effects below).
 
@@ -263,6 +265,14 @@ def align_swap(res):
     return res
 
 
+def _children_cpu():
+    """User + system CPU seconds of finished child processes (less noisy than wall time)."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def run_tool(tool, model, csv, workdir, timeout=600, warmup=500, samples=500):
     """Run one tool in its own process; the result dict with ``wall_s`` added."""
     out = Path(workdir) / f"{tool}-{model}-{Path(csv).stem}.out"
@@ -288,7 +298,7 @@ def run_tool(tool, model, csv, workdir, timeout=600, warmup=500, samples=500):
     env = os.environ | {
         "PYTHONPATH": os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")])
     }
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _children_cpu()
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
@@ -298,7 +308,7 @@ def run_tool(tool, model, csv, workdir, timeout=600, warmup=500, samples=500):
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
         return {"status": "failed: " + " | ".join(tail)[:300], "wall_s": wall}
     res = _read_r(out, model) if tool == "R nlme" else json.loads(out.read_text())
-    res["wall_s"] = wall
+    res["wall_s"], res["cpu_s"] = wall, _children_cpu() - c0
     return align_swap(res)
 
 
@@ -346,12 +356,22 @@ def report(table, print=print):
         ]
         se_cols = [f"se_{s}" for s in spec["short"] if f"se_{s}" in part]
         t = part.copy()
-        for col in ("wall_s", "fit_s"):
+        for col in ("wall_s", "cpu_s", "fit_s"):
             ok = (t.tool == "R nlme") & (t.status == "ok")
             r = t[ok].set_index("n")[col] if col in t else pd.Series(dtype=float)
             t[col.replace("_s", "_ratio")] = t[col] / t.n.map(r) if col in t else np.nan
         truth_row = pd.DataFrame([{"n": "", "tool": "truth"} | truth(model)])
-        cols = ["n", "tool", "wall_s", "fit_s", "load_s", "wall_ratio", "fit_ratio"]
+        cols = [
+            "n",
+            "tool",
+            "wall_s",
+            "cpu_s",
+            "fit_s",
+            "load_s",
+            "wall_ratio",
+            "cpu_ratio",
+            "fit_ratio",
+        ]
         cols = [c for c in cols if c in t]
         print(f"\n{model}: seconds, ratio = tool / R nlme (>1: slower than R)")
         print(t[cols + ["status"]].to_string(index=False, float_format=lambda v: f"{v:.3g}"))

@@ -57,8 +57,10 @@ def test_report_ratios_to_r():
     text = "\n".join(lines)
     assert "truth" in text and "ratio" in text
     times = lines[1].splitlines()
-    assert "3" in times[2].split()[-3] and times[2].split()[-2] == "4"  # 3/1 and 2/0.5
-    assert "NaN" in times[4]  # R failed at N = 20: no ratio
+    head = times[0].split()
+    sk10, sk20 = (dict(zip(head, times[k].split(), strict=True)) for k in (2, 4))
+    assert sk10["tool"] == "sknlme" and sk10["wall_ratio"] == "3" and sk10["fit_ratio"] == "4"
+    assert sk20["wall_ratio"] == "NaN"  # R failed at N = 20: no ratio
 
 
 @needs_r
