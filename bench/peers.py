@@ -374,6 +374,9 @@ def report(table, print=print):
         ]
         cols = [c for c in cols if c in t]
         print(f"\n{model}: seconds, ratio = tool / R nlme (>1: slower than R)")
+        if "warnings" in t:  # e.g. nlme's non-convergence, sknlme's Monte-Carlo SE
+            warned = t.warnings.map(lambda w: isinstance(w, list | str) and len(w) > 0)
+            t["status"] = t.status.where(~(warned & (t.status == "ok")), "ok, warned")
         print(t[cols + ["status"]].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
         print(f"\n{model}: estimates (log-scale fixed effects, SDs, residual SD)")
         est = pd.concat(
