@@ -152,6 +152,7 @@ def worker_sknlme(model, csv, out):
             res[f"sd_{s}"] = float(sd[p])
     res["sigma"] = float(np.exp(fe["log_sigma"]))
     res["n_summary_rows"] = len(summary)
+    res["warned"] = bool(res["warnings"])
     Path(out).write_text(json.dumps(res))
 
 
@@ -253,6 +254,8 @@ def _read_r(path, model):
             res[f"sd_{s}"] = float(raw[f"sd.{r}"])
     res["sigma"], res["loglik"] = float(raw["sigma"]), float(raw["loglik"])
     res["warnings"] = [w for w in raw.get("warnings", "").split("; ") if w]
+    # nlme's own trouble; SSfol's pooled initial nls warns on NaNs, which nlme survives
+    res["warned"] = any("converge" in w or "step halving" in w for w in res["warnings"])
     return res
 
 
@@ -374,8 +377,8 @@ def report(table, print=print):
         ]
         cols = [c for c in cols if c in t]
         print(f"\n{model}: seconds, ratio = tool / R nlme (>1: slower than R)")
-        if "warnings" in t:  # e.g. nlme's non-convergence, sknlme's Monte-Carlo SE
-            warned = t.warnings.map(lambda w: isinstance(w, list | str) and len(w) > 0)
+        if "warned" in t:  # nlme's non-convergence, sknlme's warnings (Monte-Carlo SE)
+            warned = t.warned.fillna(False).astype(bool)
             t["status"] = t.status.where(~(warned & (t.status == "ok")), "ok, warned")
         print(t[cols + ["status"]].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
         print(f"\n{model}: estimates (log-scale fixed effects, SDs, residual SD)")
