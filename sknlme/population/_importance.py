@@ -17,7 +17,9 @@ provides: with ``q(psi | y_i) ~ N(mu_q, S_q)`` (moments of its draws) and the
 training prior ``N(mu_0, S_0)``, the likelihood is ``~ N`` with precision
 ``Lam_i = S_q^-1 - S_0^-1`` and shift ``eta_i = S_q^-1 mu_q - S_0^-1 mu_0``,
 so ``g_i`` has precision ``Lam_i + Psi^-1`` and mean
-``(Lam_i + Psi^-1)^-1 (eta_i + Psi^-1 m_i)``. The proposal follows ``theta``
+``(Lam_i + Psi^-1)^-1 (eta_i + Psi^-1 m_i)``; a fifth of the draws come
+from the population distribution ``N(m_i, Psi)`` itself, a defensive mixture
+that bounds every weight. The proposal follows ``theta``
 (a random effect whose variance shrinks to zero is proposed at its mean),
 while its standardised draws are fixed (common random numbers), so the
 estimate is a smooth, deterministic function of ``theta``. Its gradient is
@@ -35,7 +37,7 @@ from scipy.special import gammaln, logsumexp
 from sklearn.utils import check_random_state
 
 from .._numerics import central_points
-from ..simulate import draw_seed
+from ..simulate import draw_seed, keyed_standard_normal
 from ._base import BaseObjective, population_means
 from ._proposal import gaussian_likelihoods, keyed_t_draws, likelihood_gaussians, t_proposal
 from ._safeguard import finite_side_gradient
@@ -44,6 +46,12 @@ from ._weighted import WeightedDraws
 __all__ = ["ImportanceObjective", "likelihood_gaussians"]
 
 _BATCH_DRAWS = 2**20  # draws per likelihood call when batching parameter vectors
+# Share of the draws from the population distribution itself (a defensive mixture).
+# Measured on theophylline with 4 of 11 samples (Laplace proposals, banana-shaped
+# posteriors): without it some individuals kept an ESS of 160 of 300,000 draws and
+# the estimate of log ka was 0.07 from the exact maximum.
+DEFENSIVE_FRACTION = 0.2
+_POP_SALT = 0x0DEF_E2CE
 
 
 class ImportanceObjective(WeightedDraws, BaseObjective):
@@ -131,9 +139,11 @@ class ImportanceObjective(WeightedDraws, BaseObjective):
         if int(n_draws) < 1:
             raise ValueError(f"n_draws must be >= 1, got {n_draws}")
         K = int(n_draws) if self.re.size else 1
-        self._std = keyed_t_draws(
-            draw_seed(check_random_state(random_state)), self._keys, K, self.re.size, self.df
-        )
+        seed = draw_seed(check_random_state(random_state))
+        k_pop = int(round(DEFENSIVE_FRACTION * K)) if K >= 10 else 0
+        self._std = keyed_t_draws(seed, self._keys, K - k_pop, self.re.size, self.df)
+        z = keyed_standard_normal(seed ^ _POP_SALT, self._keys, k_pop * self.re.size)
+        self._pop_std = z.reshape(len(self._keys), k_pop, self.re.size)
         r, nu = self.re.size, self.df
         self._log_t0 = (
             gammaln((nu + r) / 2) - gammaln(nu / 2) - 0.5 * r * np.log(nu * np.pi)
@@ -250,6 +260,8 @@ class ImportanceObjective(WeightedDraws, BaseObjective):
                 means[:, :, self.re],
                 psi_cov,
                 self.inflation,
+                self._pop_std[rows],
+                self.df,
             )
             phi[..., self.re] = psi.transpose(1, 0, 2, 3)
         flat = phi.reshape(n, b * K, d)

@@ -7,7 +7,7 @@ and the standardised Student t draws, keyed by individual.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import ndtr
+from scipy.special import gammaln, ndtr
 from scipy.stats import chi2
 
 from .._numerics import LOG_2PI
@@ -94,7 +94,7 @@ def gaussian_likelihoods(mean, cov, prior_mean, prior_cov, min_precision=1e-8):
     return precision, shift
 
 
-def t_proposal(std, log_t0, lam, eta, m, psi_cov, inflation):
+def t_proposal(std, log_t0, lam, eta, m, psi_cov, inflation, pop_std=None, df=5.0):
     """Student t proposal draws of the random effects and their log importance ratios.
 
     The proposal of individual ``i`` at population means ``m`` (b, n, r) and
@@ -102,6 +102,13 @@ def t_proposal(std, log_t0, lam, eta, m, psi_cov, inflation):
     centre ``(lam_i + Psi^-1)^-1 (eta_i + Psi^-1 m_i)``, its scale inflated by
     ``inflation``; ``std`` (n, K, r) are the standardised t draws and
     ``log_t0`` (n, K) their log densities.
+
+    With ``pop_std`` (n, K_p, r) standard normals, ``K_p`` more draws come from
+    the population distribution ``N(m, Psi)`` itself and the proposal is the
+    defensive mixture of the two (Hesterberg 1995) in the proportions of the
+    draws, ``g = a t + (1 - a) N(m, Psi)``, evaluated at every draw (the
+    balance heuristic): a weight is then at most the likelihood over
+    ``1 - a``, whatever the t part misses (``df`` is its degrees of freedom).
 
     Returns
     -------
@@ -131,12 +138,24 @@ def t_proposal(std, log_t0, lam, eta, m, psi_cov, inflation):
     A = inflation * np.swapaxes(np.linalg.inv(chol_prec), -1, -2)
     psi = centre[:, :, None, :] + std @ np.swapaxes(A, -1, -2)
     log_det_A = np.sum(np.log(np.abs(np.diagonal(A, axis1=-2, axis2=-1))), axis=-1)
+    if pop_std is not None and pop_std.shape[1]:
+        psi_pop = m[:, :, None, :] + pop_std @ np.swapaxes(L_pop, -1, -2)[:, None]
+        psi = np.concatenate([psi, psi_pop], axis=2)
     resid = psi - m[:, :, None, :]
     z = resid @ np.swapaxes(np.linalg.inv(L_pop), -1, -2)[:, None]  # L_pop^-1 (psi - m)
     log_pop = -0.5 * np.sum(z**2, axis=3)
     log_norm = np.sum(np.log(np.diagonal(L_pop, axis1=1, axis2=2)), axis=1) + 0.5 * r * LOG_2PI
     log_pop -= log_norm[:, None, None]
-    return psi, log_pop - (log_t0 - log_det_A[:, :, None])
+    log_t = log_t0 - log_det_A[:, :, None]
+    if psi.shape[2] == std.shape[1]:
+        return psi, log_pop - log_t
+    # t density at every draw: u = A^-1 (psi - centre), i.e. u^T = v^T chol_prec / inflation
+    u = (psi - centre[:, :, None, :]) @ chol_prec / inflation
+    k_t, k = std.shape[1], psi.shape[2]
+    const = gammaln((df + r) / 2) - gammaln(df / 2) - 0.5 * r * np.log(df * np.pi)
+    log_t = const - 0.5 * (df + r) * np.log1p(np.sum(u**2, axis=3) / df) - log_det_A[..., None]
+    log_g = np.logaddexp(np.log(k_t / k) + log_t, np.log1p(-k_t / k) + log_pop)
+    return psi, log_pop - log_g
 
 
 def keyed_t_draws(seed, keys, K, r, df):

@@ -50,8 +50,9 @@ def adaptive_rescorer(objective, x, random_state, total_se=TOTAL_SE, max_draws=M
     Starts from ``objective`` itself (its draws) and multiplies the draws by
     the squared ratio of the SE to its target (SEs fall as ``1/sqrt(K)``),
     with a margin, until the total SE is at most ``total_se`` and every
-    individual's at most 0.1, or ``max_draws`` draws in all; past the budget a
-    RuntimeWarning gives the SE reached and names the worst individuals.
+    individual's at most 0.1, or ``max_draws`` draws in all; past the budget
+    the total SE reached is what the fit reports (``loglik_mc_se_``), and a
+    RuntimeWarning names the individuals whose own SE is still above 0.1.
 
     Examples
     --------
@@ -79,15 +80,16 @@ def adaptive_rescorer(objective, x, random_state, total_se=TOTAL_SE, max_draws=M
         factor = max((total / total_se) ** 2, (worst / INDIVIDUAL_SE) ** 2) * 1.2
         K = int(min(np.ceil(current.K * max(factor, 2.0)), max_draws // current.n))
         if K <= current.K:
-            order = np.argsort(se)[::-1][:5]
-            names = ", ".join(repr(current._ids[i]) for i in order)
-            warnings.warn(
-                f"the log-likelihood's Monte-Carlo SE is {total:.3f} with {current.K} draws per "
-                f"individual, the budget of {max_draws} draws (target {total_se}); largest terms: "
-                f"{names} (SE up to {worst:.3f})",
-                RuntimeWarning,
-                stacklevel=4,
-            )
+            if worst > INDIVIDUAL_SE:  # the total is reported (loglik_mc_se_); a term is a fault
+                order = np.argsort(se)[::-1][:5]
+                names = ", ".join(repr(current._ids[i]) for i in order if se[i] > INDIVIDUAL_SE)
+                warnings.warn(
+                    f"with {current.K} draws per individual (the budget of {max_draws}) the "
+                    f"Monte-Carlo SE of the log-likelihood terms of {names} is up to "
+                    f"{worst:.3f} (target {INDIVIDUAL_SE}): their proposals are poor",
+                    RuntimeWarning,
+                    stacklevel=4,
+                )
             return current
         current = objective.with_draws(K, random_state=random_state)
 
