@@ -7,13 +7,14 @@ from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._fallback import low_ess_fallback, moment_start, sample_with_fallback
+from ._fallback import sample_with_fallback
 from ._fitted import FittedPopulationMixin
 from ._importance import ImportanceObjective
 from ._inputs import covariate_effects, covariate_matrix
 from ._multistart import random_startpoints, run_multistart, successful_starts
 from ._objective import PopulationObjective
 from ._params import PARAMETER_CONSTRAINTS, validate_params
+from ._refine import refine
 from ._rescoring import adaptive_rescorer
 from ._result import PopulationFitResult
 
@@ -187,7 +188,6 @@ class NLMEPopulationEstimator(FittedPopulationMixin, BaseEstimator):
 
     _RESCORE_FACTOR = 10
     _N_RESCORE = 5
-    _N_REFINE = 3
     _ESS_WARN_FRACTION = 0.05
 
     def __init__(
@@ -336,39 +336,10 @@ class NLMEPopulationEstimator(FittedPopulationMixin, BaseEstimator):
             objective = ImportanceObjective(
                 objective, model, study, self.n_samples, random_state=seed_importance
             )
-            # plus a start from the individual posteriors' moments, independent of the
-            # amortized fit (which can fail where the network does)
-            starts = [r.x for r in ok[: self._N_REFINE]]
-            starts.append(moment_start(objective, samples, lb, ub))
-            at = ok[0].x
-            for rnd in range(2):  # a second round where the refined estimate finds more low ESS
-                objective, more = low_ess_fallback(
-                    objective, model, study, at, fallback, seed_importance
-                )
-                if rnd and more.rows.size == fallback.rows.size:
-                    break
-                fallback = more
-                result = run_multistart(
-                    objective, objective.x_names, lb, ub, np.array(starts), **multistart
-                )
-                ok, failed_refine = successful_starts(result, stacklevel=3)
-                failed += failed_refine
-                starts, at = [r.x for r in ok[: self._N_REFINE]], ok[0].x
-            # polish on enough draws that the objective's MC SE is <= 0.1: with 100
-            # draws it was 0.2-0.5, so optima moved with the seed along flat directions
-            # (sparse theophylline: log ka 0.09 from the exact maximum)
-            # (budget 2**18 draws in all: a gradient is 2 n_x + 1 passes over them; with
-            # 2**22, N = 100 took 534 s where R nlme takes 2 s)
-            polish = adaptive_rescorer(
-                objective, at, seed_importance ^ 0x9E3779B1, total_se=0.1, max_draws=2**18
+            objective, result, ok, failed_refine, fallback = refine(
+                objective, model, study, ok, samples, fallback, seed_importance, multistart
             )
-            if polish.K > objective.K:
-                objective = polish
-                result = run_multistart(
-                    objective, objective.x_names, lb, ub, np.array(starts[:1]), **multistart
-                )
-                ok, failed_refine = successful_starts(result, stacklevel=3)
-                failed += failed_refine
+            failed += failed_refine
         best = ok[0].fval
         converged = sum(r.fval - best <= max(0.01, 1e-6 * abs(best)) for r in ok)
 
