@@ -2,6 +2,7 @@
 
 from ._base import BaseObjective, population_means
 from ._bayesian import PopulationPosterior, normal_prior, sample_population
+from ._compare import compare, likelihood_ratio_test, mixture_chi2_sf
 from ._estimator import NLMEPopulationEstimator
 from ._importance import ImportanceObjective
 from ._multistart import make_problem, random_startpoints, run_multistart
@@ -29,6 +30,9 @@ __all__ = [
     "PopulationProfile",
     "StoredResults",
     "amortized_offsets",
+    "compare",
+    "likelihood_ratio_test",
+    "mixture_chi2_sf",
     "condition_number",
     "decorrelated_residuals",
     "estimate_correlation",
