@@ -76,8 +76,8 @@ import pandas as pd
 
 from .._numerics import LOG_2PI
 from ..data._padded import Padded
-from ..data._stack import to_padded
 from ..data._records import covariate_columns
+from ..data._stack import to_padded
 from ..simulate._linear_ode import linear_dosed_solve
 from ._base import Model
 

@@ -120,8 +120,8 @@ def compare(*fits, names=None):
     names = [f"model{i}" for i in range(len(fits))] if names is None else list(names)
     if len(names) != len(fits) or len(set(names)) != len(names):
         raise ValueError(f"need {len(fits)} unique names, got {names}")
-    results = [_result(f, n) for f, n in zip(fits, names)]
-    for res, name in zip(results, names):
+    results = [_result(f, n) for f, n in zip(fits, names, strict=True)]
+    for res, name in zip(results, names, strict=True):
         _exact(res, name)
     n_obs = {res.n_observations for res in results}
     if len(n_obs) > 1:
@@ -186,7 +186,9 @@ def likelihood_ratio_test(reduced, full, boundary="auto"):
     _exact(red, "reduced")
     _exact(ful, "full")
     if red.n_observations != ful.n_observations or list(red.ess.index) != list(ful.ess.index):
-        raise ValueError("reduced and full are fits of different data (individuals or observations)")
+        raise ValueError(
+            "reduced and full are fits of different data (individuals or observations)"
+        )
     extra = [n for n in ful.x_names if n not in set(red.x_names)]
     missing = [n for n in red.x_names if n not in set(ful.x_names)]
     if missing:
