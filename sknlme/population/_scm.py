@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
 
 import pandas as pd
 from joblib import Parallel, delayed
-from sklearn.base import clone
 
 from ._compare import likelihood_ratio_test
 
@@ -24,7 +24,8 @@ def _merge(effects):
 def _fit(estimator, X, effects):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return clone(estimator).set_params(covariates=_merge(effects)).fit(X)
+        # a shallow copy, not clone: the (fitted) posterior is shared, never refitted
+        return copy.copy(estimator).set_params(covariates=_merge(effects)).fit(X)
 
 
 def stepwise_covariates(estimator, X, candidates, p_forward=0.05, p_backward=0.01, n_jobs=None):
