@@ -49,13 +49,9 @@ class NLMEPopulationEstimator(FittedPopulationMixin, BaseEstimator):
         residual-error ones of ``model.error_params``). The others have the
         fixed variance set by ``variance_floor``.
     covariates : dict, default=None
-        Covariate column -> list of parameter names it shifts linearly (in
-        the column values as given, e.g. standardised by a ColumnTransformer),
-        or -> ``{"params": [...], "model": "linear" or "log", "center": c}``:
-        ``"linear"`` enters ``c_i - c`` and ``"log"`` enters ``log(c_i / c)``
-        (on a log-scale parameter the power model ``P = P_ref (c_i / c)^b``),
-        so the fixed effect is the parameter at the reference ``c``.
-        Columns must be numeric: encode categories first (``OneHotEncoder``).
+        Column -> parameters it shifts linearly (the raw numeric column), or -> ``{"params":
+        [...], "model": "linear" or "log", "center": c}``: ``c_i - c`` or ``log(c_i / c)`` (a
+        power model), the fixed effect then at ``c``. Encode categories first (OneHotEncoder).
     fixed : dict, default=None
         Population parameter name (see ``x_names_``) -> value held fixed.
     n_samples : int, default=100
