@@ -12,20 +12,44 @@ import time
 def _parse_covariates(text):
     """Parse ``"WT:log_CL,WT:log_V,SEX:log_CL"`` into ``{"WT": [...], "SEX": [...]}``.
 
+    An item ``COLUMN:PARAMETER:MODEL[:CENTER]`` (``MODEL`` ``linear`` or
+    ``log``) gives the column a centred or power model (the estimator's
+    dict form); every item of one column must then agree on it.
+
     Examples
     --------
     >>> _parse_covariates("WT:log_Cl,WT:log_ka")
     {'WT': ['log_Cl', 'log_ka']}
+    >>> _parse_covariates("WT:log_Cl:log:70")
+    {'WT': {'params': ['log_Cl'], 'model': 'log', 'center': 70.0}}
     """
-    effects = {}
     if not text:
         return None
+    params, forms = {}, {}
     for item in text.split(","):
-        cov, sep, param = item.strip().partition(":")
-        if not sep or not cov or not param:
-            raise SystemExit(f"--covariates: expected COLUMN:PARAMETER, got {item!r}")
-        effects.setdefault(cov, []).append(param)
-    return effects
+        parts = [p.strip() for p in item.strip().split(":")]
+        if len(parts) < 2 or len(parts) > 4 or not all(parts):
+            raise SystemExit(
+                f"--covariates: expected COLUMN:PARAMETER[:MODEL[:CENTER]], got {item!r}"
+            )
+        cov, param = parts[:2]
+        form = None
+        if len(parts) > 2:
+            if parts[2] not in ("linear", "log"):
+                raise SystemExit(f"--covariates: MODEL must be linear or log, got {item!r}")
+            try:
+                center = float(parts[3]) if len(parts) == 4 else None
+            except ValueError:
+                raise SystemExit(f"--covariates: CENTER must be a number, got {item!r}") from None
+            form = (parts[2], center)
+        if cov in forms and form is not None and forms[cov] not in (None, form):
+            raise SystemExit(f"--covariates: column {cov!r} has two models ({item!r})")
+        forms[cov] = form if form is not None else forms.get(cov)
+        params.setdefault(cov, []).append(param)
+    return {
+        c: p if forms[c] is None else {"params": p, "model": forms[c][0], "center": forms[c][1]}
+        for c, p in params.items()
+    }
 
 
 def _load_posterior(model_name, path):
@@ -84,7 +108,12 @@ def _fit_and_report(X, posterior, args, random_effects=None, provenance=None):
 
 def _add_fit_options(p):
     p.add_argument("--covariance", default="diag", choices=["diag", "cholesky"])
-    p.add_argument("--covariates", default=None, help="COLUMN:PARAMETER pairs, comma separated")
+    p.add_argument(
+        "--covariates",
+        default=None,
+        help="COLUMN:PARAMETER[:MODEL[:CENTER]] items, comma separated (MODEL linear or "
+        "log: log(COLUMN/CENTER), a power model; e.g. WT:log_Cl:log:70)",
+    )
     p.add_argument(
         "--likelihood",
         default="auto",

@@ -2,6 +2,8 @@
 
 from ._base import BaseObjective, population_means
 from ._bayesian import PopulationPosterior, normal_prior, sample_population
+from ._bootstrap import BootstrapResult, bca_interval, bootstrap, case_deletion
+from ._compare import compare, likelihood_ratio_test, mixture_chi2_sf
 from ._estimator import NLMEPopulationEstimator
 from ._importance import ImportanceObjective
 from ._multistart import make_problem, random_startpoints, run_multistart
@@ -10,6 +12,7 @@ from ._profile import PopulationProfile, profile_fit
 from ._residual_math import decorrelated_residuals, npde_from_simulations, residual_sd
 from ._residuals import individual_table, observation_table, shrinkage
 from ._result import PopulationFitResult, information_criteria, population_estimates
+from ._scm import stepwise_covariates
 from ._store import StoredResults, load_results, save_results
 from ._tables import (
     condition_number,
@@ -21,6 +24,7 @@ from ._tables import (
 
 __all__ = [
     "BaseObjective",
+    "BootstrapResult",
     "ImportanceObjective",
     "NLMEPopulationEstimator",
     "PopulationFitResult",
@@ -29,6 +33,12 @@ __all__ = [
     "PopulationProfile",
     "StoredResults",
     "amortized_offsets",
+    "bca_interval",
+    "bootstrap",
+    "case_deletion",
+    "compare",
+    "likelihood_ratio_test",
+    "mixture_chi2_sf",
     "condition_number",
     "decorrelated_residuals",
     "estimate_correlation",
@@ -50,6 +60,7 @@ __all__ = [
     "residual_sd",
     "run_multistart",
     "shrinkage",
+    "stepwise_covariates",
     "sample_population",
     "save_results",
 ]

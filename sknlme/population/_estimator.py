@@ -10,7 +10,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._fallback import sample_with_fallback
 from ._fitted import FittedPopulationMixin
 from ._importance import ImportanceObjective
-from ._inputs import covariate_effects, covariate_matrix
+from ._inputs import covariate_design, covariate_effects
 from ._multistart import random_startpoints, run_multistart, successful_starts
 from ._objective import PopulationObjective
 from ._params import PARAMETER_CONSTRAINTS, validate_params
@@ -50,9 +50,9 @@ class NLMEPopulationEstimator(FittedPopulationMixin, BaseEstimator):
         residual-error ones of ``model.error_params``). The others have the
         fixed variance set by ``variance_floor``.
     covariates : dict, default=None
-        Covariate column -> list of parameter names it shifts linearly (in
-        the column values as given, e.g. standardised by a ColumnTransformer).
-        Columns must be numeric: encode categories first (``OneHotEncoder``).
+        Column -> parameters it shifts linearly (the raw numeric column), or -> ``{"params":
+        [...], "model": "linear" or "log", "center": c}``: ``c_i - c`` or ``log(c_i / c)`` (a
+        power model), the fixed effect then at ``c``. Encode categories first (OneHotEncoder).
     fixed : dict, default=None
         Population parameter name (see ``x_names_``) -> value held fixed.
     n_samples : int, default=100
@@ -275,7 +275,7 @@ class NLMEPopulationEstimator(FittedPopulationMixin, BaseEstimator):
             list(model.param_names),
             covariance=self.covariance,
             random_effects=list(model.structural_params) if re is None else re,
-            covariates=covariate_matrix(study.covariates, names) if names else None,
+            covariates=covariate_design(study.covariates, self.covariates) if names else None,
             covariate_names=names or None,
             covariate_effects=effects or None,
             fixed=fixed,

@@ -31,7 +31,7 @@ import pandas as pd
 from sklearn.utils import check_random_state
 
 from ._base import population_means
-from ._inputs import covariate_matrix
+from ._inputs import covariate_design
 from ._residual_math import decorrelated_residuals, npde_from_simulations, residual_sd
 from ._tables import is_log_scale
 
@@ -40,7 +40,7 @@ __all__ = ["individual_table", "observation_table", "shrinkage"]
 
 def _population_means(estimator, study):
     effects = estimator.covariate_effects_
-    C = covariate_matrix(study.covariates, list(effects.index))
+    C = covariate_design(study.covariates, estimator.covariates)
     beta = estimator.fixed_effects_.to_numpy(dtype=float)
     return population_means(beta, effects.to_numpy(dtype=float), C)
 
