@@ -115,8 +115,13 @@ def test_eta_shrinkage_against_its_closed_form(sigma):
     w = pop.random_effects_["theta0"]
     expected = 1 - w / np.sqrt(w**2 + sigma**2 / T) * np.sqrt(n / (n - 1))
     table = shrinkage(pop, X)
-    # tolerance: importance-sampling noise of the conditional means and the MLE
-    assert table.loc["ETA(theta0)", "shrinkage_percent"] / 100 == pytest.approx(expected, abs=0.02)
+    # tolerance: importance-sampling noise of the conditional means and the MLE. Each
+    # conditional mean carries MC noise of SD ~ omega / sqrt(ESS) (its proposal's
+    # spread is ~ omega where the data are uninformative), so SD(EBE) / omega cannot
+    # fall below ~ 1 / sqrt(ESS): with the ~800 effective of predict's 1,000 draws, up
+    # to 2 / sqrt(800) = 0.07 more than the closed form allows, on top of 0.02
+    tol = 0.02 + 2 / np.sqrt(800) if sigma > 1 else 0.02
+    assert table.loc["ETA(theta0)", "shrinkage_percent"] / 100 == pytest.approx(expected, abs=tol)
     if sigma == 0.01:  # informative data: no eta-shrinkage; IWRES keep T - 1 of T d.o.f.
         assert abs(table.loc["ETA(theta0)", "shrinkage_percent"]) < 1
         eps = 1 - np.sqrt((T - 1) / T)
