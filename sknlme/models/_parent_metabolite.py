@@ -75,7 +75,7 @@ import numpy as np
 import pandas as pd
 
 from .._numerics import LOG_2PI
-from ..data._padded import Padded, to_padded
+from ..data import Padded, to_padded
 from ..data._records import covariate_columns
 from ..simulate._linear_ode import linear_dosed_solve
 from ._base import Model
