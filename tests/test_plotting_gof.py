@@ -262,3 +262,19 @@ def test_gof_on_linear_gaussian(linear, tmp_path):
     assert fig.axes[0].get_ylabel() == "DV (no units given)"
     assert all(_drawn(ax) for ax in fig.axes)
     _reopen(fig, tmp_path / "gof_linear.png")
+
+
+def test_report_writes_the_figures(theo, tmp_path):
+    from sknlme._report import write_report
+
+    X, pop, _ = theo
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        files = write_report(
+            pop, X, tmp_path, profile=False, calibration=False, n_simulations=100, units=UNITS
+        )
+    names = {f.name for f in files}
+    for name in ("gof.png", "individual_fits.png", "vpc.png", "pcvpc.png", "eta_covariates.png"):
+        assert name in names, name
+        image = plt.imread(tmp_path / name)
+        assert image.shape[0] > 200 and image[..., :3].std() > 0.05
