@@ -278,3 +278,22 @@ def test_report_writes_the_figures(theo, tmp_path):
         assert name in names, name
         image = plt.imread(tmp_path / name)
         assert image.shape[0] > 200 and image[..., :3].std() > 0.05
+
+
+def test_profiles_on_the_sd_scale(linear, tmp_path):
+    from sknlme.plotting import plot_profiles
+
+    _, _, pop = linear
+    table = pop.profile(params=["log_var(theta0)"])
+    fig = plot_profiles(pop)
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "omega(theta0) (SD)"
+    x = ax.lines[0].get_xdata()
+    assert (x > 0).all()
+    # the interval's ends, mapped to SDs, lie on the drawn axis
+    row = table.set_index("parameter").loc["log_var(theta0)"]
+    assert x.min() <= np.exp(row["lower"] / 2) + 1e-9 and np.exp(row["upper"] / 2) <= x.max() + 1e-9
+    fig_log = plot_profiles(pop, sd_scale=False)
+    assert fig_log.axes[0].get_xlabel() == "log_var(theta0)"
+    plt.close(fig_log)
+    _reopen(fig, tmp_path / "profiles.png")
