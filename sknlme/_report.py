@@ -164,6 +164,7 @@ def write_report(
     random_state=0,
     provenance=None,
     n_simulations=1000,
+    units=None,
 ):
     """Write the report of a fitted :class:`~sknlme.NLMEPopulationEstimator`.
 
@@ -174,9 +175,13 @@ def write_report(
     IPRED, IWRES, WRES, CWRES, NPDE), ``individuals.csv``
     (``individual_table``), ``shrinkage.csv``, ``summary.txt`` (with OFV,
     condition number and provenance), and PNG
-    figures ``individual_fits.png``, ``observed_vs_predicted.png``, ``vpc.png``,
-    ``profiles.png`` (when ``profile``) and ``calibration.png`` (when
-    ``calibration``: posterior calibration on fresh simulations of the model).
+    figures (see :doc:`/user_guide/diagnostics`): ``gof.png`` (goodness-of-fit
+    panel), ``individual_fits.png`` (IPRED and PRED), ``observed_vs_predicted.png``,
+    ``vpc.png`` (nominal-time bins), ``pcvpc.png`` (prediction-corrected, when
+    every PRED is non-negative and no observation is censored),
+    ``eta_covariates.png`` (when the data have covariates), ``profiles.png``
+    (when ``profile``) and ``calibration.png`` (when ``calibration``: posterior
+    calibration on fresh simulations of the model).
 
     Parameters
     ----------
@@ -196,6 +201,9 @@ def write_report(
         ``network_sha256``); see :func:`provenance_lines`.
     n_simulations : int, default=1000
         Replicates of each individual for NPDE.
+    units : dict, default=None
+        Axis units of the figures, ``{"time": "h", "conc": "mg/L"}``; without
+        them the labels say no units were given.
 
     Returns
     -------
@@ -218,10 +226,10 @@ def write_report(
     >>> with tempfile.TemporaryDirectory() as out:
     ...     files = write_report(pop, X, out, profile=False, calibration=False)
     >>> sorted(f.name for f in files)  # doctest: +NORMALIZE_WHITESPACE
-    ['correlation.csv', 'estimates.csv', 'individual_estimates.csv',
+    ['correlation.csv', 'estimates.csv', 'gof.png', 'individual_estimates.csv',
      'individual_fits.png', 'individuals.csv', 'observations.csv',
-     'observed_vs_predicted.png', 'parameters.csv', 'shrinkage.csv', 'summary.txt',
-     'vpc.png']
+     'observed_vs_predicted.png', 'parameters.csv', 'pcvpc.png', 'shrinkage.csv',
+     'summary.txt', 'vpc.png']
     """
     import matplotlib
 
@@ -253,23 +261,44 @@ def write_report(
         frame.to_csv(out / name, index=name != "observations.csv")
         written.append(out / name)
 
-    _savefig(plotting.plot_individual_fits(model, X, phi_hat), out / "individual_fits.png", written)
-    _savefig(
-        plotting.plot_observed_vs_predicted(model, X, phi_hat),
-        out / "observed_vs_predicted.png",
-        written,
-    )
     effects = estimator.covariate_effects_
     means = estimator.fixed_effects_.to_numpy() + (
         X[list(effects.index)].to_numpy(dtype=float) @ effects.to_numpy()
     )
+    cov = estimator.covariance_.to_numpy()
+    _savefig(plotting.plot_gof(observations, units=units), out / "gof.png", written)
     _savefig(
-        plotting.plot_vpc(
-            model, X, means, estimator.covariance_.to_numpy(), random_state=random_state
-        ),
-        out / "vpc.png",
+        plotting.plot_individual_fits(model, X, phi_hat, population_phi=means, units=units),
+        out / "individual_fits.png",
         written,
     )
+    _savefig(
+        plotting.plot_observed_vs_predicted(model, X, phi_hat, units=units),
+        out / "observed_vs_predicted.png",
+        written,
+    )
+    vpc = {"n_replicates": 200, "units": units, "random_state": random_state}
+    _savefig(plotting.plot_vpc(model, X, means, cov, **vpc), out / "vpc.png", written)
+    censored = model.prepare(X, require_values=False).padded.censored.any()
+    if (observations["PRED"] >= 0).all() and not censored:
+        _savefig(
+            plotting.plot_vpc(model, X, means, cov, pred_corrected=True, **vpc),
+            out / "pcvpc.png",
+            written,
+        )
+    individuals = tables["individuals.csv"]
+    etas = [c for c in individuals.columns if str(c).startswith("ETA(")]
+    covariate_columns = [
+        c
+        for c in individuals.columns[: list(individuals.columns).index(model.param_names[0])]
+        if c not in etas
+    ]
+    if etas and covariate_columns:
+        _savefig(
+            plotting.plot_eta_covariates(individuals, covariate_columns),
+            out / "eta_covariates.png",
+            written,
+        )
     profile_table = None
     if profile:
         profile_table = estimator.profile()

@@ -6,7 +6,7 @@ import numpy as np
 from scipy.stats import chi2
 
 
-def plot_profiles(source, params=None, confidence=0.95, ncols=3):
+def plot_profiles(source, params=None, confidence=0.95, ncols=3, sd_scale=True):
     """Profile likelihoods, one panel per population parameter.
 
     Each panel shows ``2 (l_max - l_profile)`` against the parameter, the
@@ -24,6 +24,10 @@ def plot_profiles(source, params=None, confidence=0.95, ncols=3):
         Level of the threshold line.
     ncols : int, default=3
         Panels per row.
+    sd_scale : bool, default=True
+        Draw a log-variance ``log_var(p)`` on the SD scale, ``omega(p) =
+        exp(log_var / 2)`` (the scale of the summary); the profile is the
+        same, its axis is transformed.
 
     Returns
     -------
@@ -44,8 +48,8 @@ def plot_profiles(source, params=None, confidence=0.95, ncols=3):
     ...                               n_starts=2, random_state=0).fit(X)
     >>> _ = pop.profile()
     >>> fig = plot_profiles(pop)
-    >>> len(fig.axes)
-    2
+    >>> len(fig.axes), fig.axes[1].get_xlabel()
+    (2, 'omega(theta0) (SD)')
     >>> plt.close(fig)
     """
     import matplotlib.pyplot as plt
@@ -69,13 +73,16 @@ def plot_profiles(source, params=None, confidence=0.95, ncols=3):
     for ax, p in zip(axes.flat, params, strict=False):
         j = names.index(p)
         prof = profiles[j]
-        xs = prof.x_path[j]
+        xs, best_x, label = prof.x_path[j], best.x[j], p
+        if sd_scale and p.startswith("log_var(") and p.endswith(")"):
+            xs, best_x = np.exp(xs / 2.0), float(np.exp(best.x[j] / 2.0))
+            label = f"omega({p[8:-1]}) (SD)"
         order = np.argsort(xs)
         dev = -2.0 * np.log(np.clip(prof.ratio_path, 1e-300, None))
         ax.plot(xs[order], dev[order], "-", color="C0")
         ax.axhline(level, color="C3", ls="--", lw=1, label=f"{confidence:.0%} threshold")
-        ax.axvline(best.x[j], color="0.5", ls=":", lw=1)
-        ax.set_xlabel(p)
+        ax.axvline(best_x, color="0.5", ls=":", lw=1)
+        ax.set_xlabel(label)
         ax.set_ylabel("2 Δ log-likelihood")
         ax.set_ylim(bottom=min(0.0, float(np.nanmin(dev))), top=max(1.5 * level, 1.0))
     for ax in list(axes.flat)[len(params) :]:
