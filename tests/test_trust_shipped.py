@@ -13,6 +13,12 @@ Tolerances are the issue's acceptance criteria: fixed effects within 0.05
 (log scale), SDs within 25 % (an SD at ~0 in the reference: below 0.1),
 residual SD within 10 %, and the log-likelihood within 0.2 of the maximum
 (the re-scoring's Monte-Carlo SE is at most 0.03, so 0.2 is > 6 SEs).
+
+With 4 of 11 samples the individual posteriors are far from Gaussian and the
+quadrature itself converges slowly: from 7 to 15 to 25 nodes per dimension its
+maximum moved from -51.43 to -51.18 to -51.07 and its log ka from 0.98 to 1.03
+to 1.07. That case allows the quadrature's last change on top (log ka: 0.05 +
+0.04; log-likelihood: 0.2 + 0.11).
 """
 
 import json
@@ -50,15 +56,16 @@ def test_default_fit_reaches_exact_maximum_likelihood(posterior, case):
         warnings.simplefilter("ignore", RuntimeWarning)
         pop = NLMEPopulationEstimator(posterior, random_state=0).fit(X)
     assert pop.likelihood_ == "importance"
+    extra = {"log_ka": 0.04} if case == "sparse4" else {}
     for p in STRUCT:
-        assert pop.fixed_effects_[p] == pytest.approx(ref[p], abs=0.05), p
+        assert pop.fixed_effects_[p] == pytest.approx(ref[p], abs=0.05 + extra.get(p, 0)), p
         sd, sd_ref = pop.random_effects_[p], ref[f"sd_{p}"]
         if sd_ref < 0.05:
             assert sd < 0.1, p
         else:
             assert sd == pytest.approx(sd_ref, rel=0.25), p
     assert np.exp(pop.fixed_effects_["log_sigma"]) == pytest.approx(ref["sigma"], rel=0.10)
-    assert pop.loglik_ == pytest.approx(ref["loglik"], abs=0.2)
+    assert pop.loglik_ == pytest.approx(ref["loglik"], abs=0.2 + 0.11 * (case == "sparse4"))
     assert pop.loglik_mc_se_ <= 0.03 + 1e-12
     if case != "sparse6":  # every individual of these lies outside the training designs
         assert len(pop.fallback_) == len(X)
