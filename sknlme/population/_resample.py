@@ -23,7 +23,7 @@ __all__ = ["refit_rows", "subset_objective"]
 
 # per-row attributes of each objective: (name, how to index)
 _AMORTIZED_ROWS = ("_draws", "log_offsets", "covariates")
-_IMPORTANCE_ROWS = ("covariates", "_ids", "_keys", "_lam", "_eta", "_std", "_log_t0")
+_IMPORTANCE_ROWS = ("covariates", "_ids", "_keys", "_lam", "_eta", "_std", "_log_t0", "_pop_std")
 
 
 def _take(value, rows):
