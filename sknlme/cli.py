@@ -101,9 +101,20 @@ def _fit_and_report(X, posterior, args, random_effects=None, provenance=None):
             profile=not args.no_profile,
             random_state=args.random_state,
             provenance=provenance,
+            units=_parse_units(args.units),
         )
         print(f"report: {len(files)} files in {args.out}")
     return est
+
+
+def _parse_units(text):
+    """``"h,mg/L"`` -> ``{"time": "h", "conc": "mg/L"}``; None when not given."""
+    if not text:
+        return None
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != 2 or not all(parts):
+        raise ValueError(f"--units must be TIME,CONCENTRATION (e.g. h,mg/L), got {text!r}")
+    return {"time": parts[0], "conc": parts[1]}
 
 
 def _add_fit_options(p):
@@ -123,12 +134,19 @@ def _add_fit_options(p):
     p.add_argument("--n-starts", type=int, default=10)
     p.add_argument("--random-state", type=int, default=0)
     p.add_argument("--no-profile", action="store_true", help="skip profile likelihoods")
+    p.add_argument(
+        "--units",
+        default=None,
+        help="figure units TIME,CONCENTRATION, e.g. h,mg/L (the demo: h,mg/L)",
+    )
 
 
 def _cmd_demo(args):
     from .datasets import load_theophylline
 
     X = load_theophylline()
+    if args.units is None:
+        args.units = "h,mg/L"  # theophylline: hours and mg/L (doses in mg/kg)
     print("Theophylline (12 subjects), one-compartment oral model, shipped network")
     posterior = _load_posterior("one-compartment-oral", None)
     # R nlme's SSfol fit: random effects on the three PK parameters, residual SD fixed effect.
