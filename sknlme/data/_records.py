@@ -83,6 +83,8 @@ class IndividualRecords:
         True where the value is a limit of quantification and the observation
         lies below it (NONMEM ``BLQ``/``CENS``, Beal's M3).
 
+    Notes
+    -----
     Models say which of these dosing features they simulate
     (:attr:`~sknlme.models.Model.dosing_features`) and refuse data with others.
 
