@@ -12,6 +12,7 @@ from scipy.stats import chi2
 
 from .._numerics import LOG_2PI
 from ..simulate import keyed_standard_normal
+from ._proposal_kernel import t_mixture
 
 __all__ = ["gaussian_likelihoods", "keyed_t_draws", "likelihood_gaussians", "t_proposal"]
 
@@ -136,26 +137,34 @@ def t_proposal(std, log_t0, lam, eta, m, psi_cov, inflation, pop_std=None, df=5.
     centre = np.linalg.solve(prec, (eta + shift)[..., None])[..., 0]
     # scale S = inflation^2 prec^-1 = A A^T with A = inflation chol_prec^-T
     A = inflation * np.swapaxes(np.linalg.inv(chol_prec), -1, -2)
-    psi = centre[:, :, None, :] + std @ np.swapaxes(A, -1, -2)
     log_det_A = np.sum(np.log(np.abs(np.diagonal(A, axis1=-2, axis2=-1))), axis=-1)
-    if pop_std is not None and pop_std.shape[1]:
-        psi_pop = m[:, :, None, :] + pop_std @ np.swapaxes(L_pop, -1, -2)[:, None]
-        psi = np.concatenate([psi, psi_pop], axis=2)
-    resid = psi - m[:, :, None, :]
-    z = resid @ np.swapaxes(np.linalg.inv(L_pop), -1, -2)[:, None]  # L_pop^-1 (psi - m)
-    log_pop = -0.5 * np.sum(z**2, axis=3)
     log_norm = np.sum(np.log(np.diagonal(L_pop, axis1=1, axis2=2)), axis=1) + 0.5 * r * LOG_2PI
-    log_pop -= log_norm[:, None, None]
-    log_t = log_t0 - log_det_A[:, :, None]
-    if psi.shape[2] == std.shape[1]:
-        return psi, log_pop - log_t
-    # t density at every draw: u = A^-1 (psi - centre), i.e. u^T = v^T chol_prec / inflation
-    u = (psi - centre[:, :, None, :]) @ chol_prec / inflation
-    k_t, k = std.shape[1], psi.shape[2]
-    const = gammaln((df + r) / 2) - gammaln(df / 2) - 0.5 * r * np.log(df * np.pi)
-    log_t = const - 0.5 * (df + r) * np.log1p(np.sum(u**2, axis=3) / df) - log_det_A[..., None]
-    log_g = np.logaddexp(np.log(k_t / k) + log_t, np.log1p(-k_t / k) + log_pop)
-    return psi, log_pop - log_g
+    k_p = 0 if pop_std is None else pop_std.shape[1]
+    pop_std = np.zeros((n, 0, r)) if pop_std is None else pop_std
+    consts = np.empty((b, n, 5))
+    consts[..., 0] = log_det_A
+    consts[..., 1] = log_norm[:, None]
+    consts[..., 2] = gammaln((df + r) / 2) - gammaln(df / 2) - 0.5 * r * np.log(df * np.pi)
+    consts[..., 3] = df
+    consts[..., 4] = 1.0 / inflation
+    K = std.shape[1] + k_p
+    psi = np.empty((b, n, K, r))
+    log_ratio = np.empty((b, n, K))
+    t_mixture(
+        np.ascontiguousarray(std, dtype=float),
+        np.ascontiguousarray(pop_std, dtype=float),
+        np.ascontiguousarray(log_t0, dtype=float),
+        np.ascontiguousarray(centre),
+        np.ascontiguousarray(A),
+        np.ascontiguousarray(chol_prec),
+        np.ascontiguousarray(m, dtype=float),
+        np.ascontiguousarray(L_pop),
+        np.ascontiguousarray(np.linalg.inv(L_pop)),
+        consts,
+        psi,
+        log_ratio,
+    )
+    return psi, log_ratio
 
 
 def keyed_t_draws(seed, keys, K, r, df):
