@@ -9,13 +9,11 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._fallback import sample_with_fallback
 from ._fitted import FittedPopulationMixin
-from ._importance import ImportanceObjective
 from ._inputs import covariate_design, covariate_effects
-from ._multistart import random_startpoints, run_multistart, successful_starts
+from ._multistart import distinct_optima, random_startpoints, run_multistart, successful_starts
 from ._objective import PopulationObjective
 from ._params import PARAMETER_CONSTRAINTS, validate_params
-from ._refine import refine
-from ._rescoring import adaptive_rescorer
+from ._refine import importance_fit
 from ._result import PopulationFitResult
 
 
@@ -103,6 +101,16 @@ class NLMEPopulationEstimator(FittedPopulationMixin, BaseEstimator):
         where that does better.
     verbose : int, default=0
         Verbosity of the parallel starts.
+    scheduler : None, "local", str or distributed.Client, default=None
+        Where the importance likelihood's per-individual passes run: in this
+        process (None); on a new ``dask.distributed`` ``LocalCluster`` of 2
+        worker processes (``"local"``, closed after the fit); on the Dask
+        scheduler at an address (``"tcp://host:8786"``) or a ``Client`` of a
+        running cluster. Blocks of individuals are sent to the workers and
+        the sums are taken over all individuals afterwards, so the estimates
+        are the same bit for bit; network sampling and the optimiser stay in
+        this process. An address (not a ``Client``) keeps the estimator
+        clonable for ``GridSearchCV``.
 
     Attributes
     ----------
@@ -207,6 +215,7 @@ class NLMEPopulationEstimator(FittedPopulationMixin, BaseEstimator):
         likelihood="auto",
         on_outside="auto",
         verbose=0,
+        scheduler=None,
     ):
         self.posterior = posterior
         self.covariance = covariance
@@ -223,6 +232,7 @@ class NLMEPopulationEstimator(FittedPopulationMixin, BaseEstimator):
         self.likelihood = likelihood
         self.on_outside = on_outside
         self.verbose = verbose
+        self.scheduler = scheduler
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -332,29 +342,39 @@ class NLMEPopulationEstimator(FittedPopulationMixin, BaseEstimator):
         ok, failed = successful_starts(result, stacklevel=3)
         self.likelihood_ = self._resolved_likelihood(model)
         if self.likelihood_ == "importance":
-            # refine the best amortized end points on the exact likelihood
-            objective = ImportanceObjective(
-                objective, model, study, self.n_samples, random_state=seed_importance
+            # refine the best amortized end points on the exact likelihood and re-score
+            fit = importance_fit(
+                objective,
+                model,
+                study,
+                ok,
+                samples,
+                fallback,
+                (seed_importance, seed_rescore),
+                self.n_samples,
+                multistart,
+                self.scheduler,
+                self._N_RESCORE,
             )
-            objective, result, ok, failed_refine, fallback = refine(
-                objective, model, study, ok, samples, fallback, seed_importance, multistart
-            )
-            failed += failed_refine
-        best = ok[0].fval
-        converged = sum(r.fval - best <= max(0.01, 1e-6 * abs(best)) for r in ok)
-
-        # re-score the best few starts on fresh, larger draws (fixed seed)
-        n_draws = self._RESCORE_FACTOR * self.n_samples
-        if isinstance(objective, ImportanceObjective):
-            hessian_objective = objective.with_draws(n_draws, random_state=seed_rescore)
-            rescorer = adaptive_rescorer(hessian_objective, ok[0].x, seed_rescore)
+            objective, result, ok, fallback = fit.objective, fit.result, fit.ok, fit.fallback
+            rescorer, hessian_objective = fit.rescorer, fit.hessian_objective
+            candidates, values = fit.candidates, fit.values
+            failed += fit.failed
         else:
             draws = sample_with_fallback(
-                self.posterior, model, study, n_draws, seed_rescore, on_outside, fallback
+                self.posterior,
+                model,
+                study,
+                self._RESCORE_FACTOR * self.n_samples,
+                seed_rescore,
+                on_outside,
+                fallback,
             )
             rescorer = hessian_objective = objective.with_samples(*draws[:2])
-        candidates = ok[: self._N_RESCORE]
-        values = [rescorer(r.x) for r in candidates]
+            candidates = distinct_optima(ok[: self._N_RESCORE])
+            values = [rescorer(r.x) for r in candidates]
+        best = ok[0].fval
+        converged = sum(r.fval - best <= max(0.01, 1e-6 * abs(best)) for r in ok)
         chosen = candidates[int(np.nanargmin(values))]
         self.result_ = PopulationFitResult.from_fit(
             objective,

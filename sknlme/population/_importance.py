@@ -22,10 +22,10 @@ from the population distribution ``N(m_i, Psi)`` itself, a defensive mixture
 that bounds every weight. The proposal follows ``theta``
 (a random effect whose variance shrinks to zero is proposed at its mean),
 while its standardised draws are fixed (common random numbers), so the
-estimate is a smooth, deterministic function of ``theta``. Its gradient is
-taken by central differences; the ``2 n_x`` perturbed parameter vectors are
-evaluated as one batch (one call of the model's likelihood on ``n x 2 n_x K``
-draws), as the cost of an evaluation at small ``n`` is mostly fixed overhead.
+estimate is a smooth, deterministic function of ``theta``. Its gradient here is
+by central differences in one batch of ``2 n_x`` parameter vectors; the fit
+optimises :class:`FixedProposalSurrogate` instead (proposals held at a centre,
+analytic gradient, re-centred until the optimum stops moving).
 """
 
 from __future__ import annotations
@@ -36,11 +36,11 @@ import numpy as np
 from scipy.special import gammaln, logsumexp
 from sklearn.utils import check_random_state
 
-from .._numerics import central_points
 from ..simulate import draw_seed, keyed_standard_normal
 from ._base import BaseObjective, population_means
+from ._central import CentralGradient
 from ._proposal import gaussian_likelihoods, keyed_t_draws, likelihood_gaussians, t_proposal
-from ._safeguard import finite_side_gradient
+from ._sharding import RowShards
 from ._weighted import WeightedDraws
 
 __all__ = ["ImportanceObjective", "likelihood_gaussians"]
@@ -54,7 +54,7 @@ DEFENSIVE_FRACTION = 0.2
 _POP_SALT = 0x0DEF_E2CE
 
 
-class ImportanceObjective(WeightedDraws, BaseObjective):
+class ImportanceObjective(CentralGradient, WeightedDraws, BaseObjective):
     """Negative importance-sampling log-likelihood of the population parameters.
 
     Same parameter layout, bounds and covariates as the amortized objective
@@ -133,6 +133,7 @@ class ImportanceObjective(WeightedDraws, BaseObjective):
             samples = base.samples[:, :, self.re]
             self._lam, self._eta = likelihood_gaussians(samples, *self._prior_re)
         self.n, self.d = base.n, len(names)
+        self.shards = RowShards(None)
         self._draw_base(n_draws, random_state)
 
     def _draw_base(self, n_draws, random_state):
@@ -149,7 +150,8 @@ class ImportanceObjective(WeightedDraws, BaseObjective):
             gammaln((nu + r) / 2) - gammaln(nu / 2) - 0.5 * r * np.log(nu * np.pi)
         ) - 0.5 * (nu + r) * np.log1p(np.sum(self._std**2, axis=2) / nu)
         self.K = K
-        self._cache = (None, None)
+        self._cache = self._draws_cache = (None, None)
+        self._shard_token = None
 
     def with_draws(self, n_draws, random_state=None):
         """The same objective on fresh proposal draws (``n_draws`` per individual).
@@ -208,7 +210,8 @@ class ImportanceObjective(WeightedDraws, BaseObjective):
             new._lam[rows], new._eta[rows] = gaussian_likelihoods(
                 mean, cov, prior_mean, prior_cov * np.sqrt(np.outer(f, f))
             )
-        new._cache = (None, None)
+        new._cache = new._draws_cache = (None, None)
+        new._shard_token = None
         return new
 
     # ------------------------------------------------------------ evaluation
@@ -230,8 +233,16 @@ class ImportanceObjective(WeightedDraws, BaseObjective):
         >>> [a.shape for a in obj.draws(x)]
         [(4, 50, 1), (4, 50)]
         """
-        phi, log_w = self._batch(np.asarray(x, dtype=float).reshape(1, -1))
-        return phi[:, 0], log_w[0]
+        x = np.asarray(x, dtype=float).reshape(-1)
+        key = x.tobytes()
+        cached_key, cached = self._draws_cache  # the re-scoring asks for weights, then values
+        if cached_key == key:
+            return cached
+        blocks = self.shards.blocks(self.n, max(1, _BATCH_DRAWS // self.K))
+        parts = self.shards.map(_block_draws, self, blocks, x)
+        out = tuple(np.concatenate(a) for a in zip(*parts, strict=True))
+        self._draws_cache = (key, out)
+        return out
 
     def _batch(self, xs, rows=None):
         """Draws ``phi`` (n, b, K, d) and log weights (b, n, K) at the rows of ``xs`` (b, n_x).
@@ -240,6 +251,14 @@ class ImportanceObjective(WeightedDraws, BaseObjective):
         draws of each individual go to the model's likelihood in one call.
         """
         rows = np.arange(self.n) if rows is None else rows
+        phi, log_ratio = self._proposal(xs, rows)
+        n, b, K, d = phi.shape
+        ratio = log_ratio.transpose(1, 0, 2).reshape(n, b * K)
+        loglik = self._loglik(phi.reshape(n, b * K, d), rows, ratio)
+        return phi, loglik.reshape(n, b, K).transpose(1, 0, 2) + log_ratio
+
+    def _proposal(self, xs, rows):
+        """Proposal draws ``phi`` (n, b, K, d) and ``log N(psi; m, Psi) - log g`` (b, n, K)."""
         b, n, K, d = len(xs), rows.size, self.K, self.d
         covariates = None if self.covariates is None else self.covariates[rows]
         means = np.empty((b, n, d))
@@ -250,9 +269,9 @@ class ImportanceObjective(WeightedDraws, BaseObjective):
             psi_cov[t] = (L @ L.T)[np.ix_(self.re, self.re)]
         phi = np.empty((n, b, K, d))
         phi[..., self.fe] = means[:, :, self.fe].transpose(1, 0, 2)[:, :, None, :]
-        log_w = np.zeros((b, n, K))
+        log_ratio = np.zeros((b, n, K))
         if self.re.size:
-            psi, log_w = t_proposal(
+            psi, log_ratio = t_proposal(
                 self._std[rows],
                 self._log_t0[rows],
                 self._lam[rows],
@@ -264,7 +283,13 @@ class ImportanceObjective(WeightedDraws, BaseObjective):
                 self.df,
             )
             phi[..., self.re] = psi.transpose(1, 0, 2, 3)
-        flat = phi.reshape(n, b * K, d)
+        return phi, log_ratio
+
+    def _loglik(self, flat, rows, ratio):
+        """The model's log-likelihoods (n, M) of draws ``flat`` (n, M, d) of individuals ``rows``.
+
+        ``ratio`` (n, M) are the draws' log importance ratios (see below).
+        """
         whole = rows.size == self.n
         padded = self._padded if whole else self._padded.take(rows)
         covs = self._covs if whole or self._covs is None else self._covs.iloc[rows]
@@ -273,7 +298,6 @@ class ImportanceObjective(WeightedDraws, BaseObjective):
         # proposal's (a t tail draw hundreds of SDs out, e.g. log ka = 1368, where
         # the kernel's ka / (ka - ke) is inf / inf) has a zero weight whatever it
         # is, as a Gaussian likelihood is bounded; anywhere else it is an error
-        ratio = log_w.transpose(1, 0, 2).reshape(n, b * K)
         negligible = np.isnan(loglik) & (ratio < -700.0)
         loglik = np.where(negligible, -np.inf, loglik)
         if np.isnan(loglik).any():
@@ -281,24 +305,25 @@ class ImportanceObjective(WeightedDraws, BaseObjective):
             raise FloatingPointError(
                 f"the likelihood of individual {self._ids[rows[i]]!r} is NaN at phi = {flat[i, k]}"
             )
-        return phi, loglik.reshape(n, b, K).transpose(1, 0, 2) + log_w
+        return loglik
 
     def _values(self, xs):
-        """Negative log-likelihoods at the rows of ``xs`` (b, n_x), in chunks of bounded size.
+        """Negative log-likelihoods at the rows of ``xs`` (b, n_x), in blocks of bounded size.
 
-        Chunks hold at most ``_BATCH_DRAWS`` draws: several parameter vectors,
-        or blocks of individuals when one vector's ``n K`` draws are more.
+        Blocks hold at most ``_BATCH_DRAWS`` draws: several parameter vectors,
+        or blocks of individuals when one vector's ``n K`` draws are more; the
+        sum over individuals is taken over all of them at once, so the value
+        does not depend on the blocks (nor on where they ran, see ``shards``).
         """
-        per_row = max(1, _BATCH_DRAWS // self.K)
         size = max(1, _BATCH_DRAWS // (self.n * self.K))
-        out = np.zeros(len(xs))
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            for s in range(0, len(xs), size):
-                for r in range(0, self.n, per_row):
-                    rows = np.arange(r, min(self.n, r + per_row))
-                    log_w = self._batch(xs[s : s + size], rows)[1]
-                    out[s : s + size] -= np.sum(logsumexp(log_w, axis=2) - np.log(self.K), axis=1)
-        return out
+        terms = np.empty((len(xs), self.n))
+        for s in range(0, len(xs), size):
+            group = xs[s : s + size]
+            blocks = self.shards.blocks(self.n, max(1, _BATCH_DRAWS // (self.K * len(group))))
+            parts = self.shards.map(_block_terms, self, blocks, group)
+            for rows, part in zip(blocks, parts, strict=True):
+                terms[s : s + size, rows] = part
+        return -terms.sum(axis=1)
 
     def __call__(self, x):
         """Negative log-likelihood at free ``x``.
@@ -324,66 +349,24 @@ class ImportanceObjective(WeightedDraws, BaseObjective):
             return self._cache[1]
         if not np.all(np.isfinite(x)):
             return np.nan
-        value = float(self._values(x[None])[0])
+        if self._draws_cache[0] == key:
+            log_w = self._draws_cache[1][1]
+            value = float(-np.sum(logsumexp(log_w, axis=1) - np.log(self.K)))
+        else:
+            value = float(self._values(x[None])[0])
         self._cache = (key, value)
         return value
 
-    def gradient(self, x):
-        """Central-difference gradient at free ``x``, shape ``(n_x,)``, in one batch.
 
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from sknlme.models import LinearGaussian
-        >>> from sknlme.posterior import ExactGaussianPosterior
-        >>> from sknlme.population import ImportanceObjective, PopulationObjective
-        >>> model = LinearGaussian(n_params=1, sigma=0.3)
-        >>> X, _ = model.simulate(4, random_state=0)
-        >>> draws = ExactGaussianPosterior(model).fit().sample(X, 20, random_state=0)
-        >>> base = PopulationObjective(draws, np.zeros((4, 20)), ["theta0"])
-        >>> obj = ImportanceObjective(base, model, X, 50, random_state=0)
-        >>> x = obj.pack(beta=[0.0], cov=[[1.0]])
-        >>> obj.gradient(x).shape
-        (2,)
-        """
-        return self._gradient(np.asarray(x, dtype=float).reshape(-1), with_value=False)[1]
+def _block_terms(objective, rows, xs):
+    """Per-individual ``log L_i`` (b, n_rows) at the rows of ``xs``, for individuals ``rows``."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        log_w = objective._batch(xs, rows)[1]
+        return logsumexp(log_w, axis=2) - np.log(objective.K)
 
-    def _gradient(self, x, with_value):
-        """``(value or None, gradient)``; the value joins the batch when not cached."""
-        if not np.all(np.isfinite(x)):
-            return (np.nan if with_value else None), np.full(x.size, np.nan)
-        xs, h = central_points(x, self.rel_step)
-        value = None
-        if with_value:
-            key = x.tobytes()
-            if self._cache[0] == key:
-                value = self._cache[1]
-            else:
-                xs = np.vstack([xs, x[None]])
-        f = self._values(xs)
-        if with_value and value is None:
-            value = float(f[-1])
-            self._cache = (key, value)
-        # a zero likelihood on one side of a step: the other side's quotient
-        return value, finite_side_gradient(f[: 2 * x.size], h, lambda: self(x))
 
-    def value_and_gradient(self, x):
-        """Objective value and gradient over the free parameters (one batch).
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from sknlme.models import LinearGaussian
-        >>> from sknlme.posterior import ExactGaussianPosterior
-        >>> from sknlme.population import ImportanceObjective, PopulationObjective
-        >>> model = LinearGaussian(n_params=1, sigma=0.3)
-        >>> X, _ = model.simulate(4, random_state=0)
-        >>> draws = ExactGaussianPosterior(model).fit().sample(X, 20, random_state=0)
-        >>> base = PopulationObjective(draws, np.zeros((4, 20)), ["theta0"])
-        >>> obj = ImportanceObjective(base, model, X, 50, random_state=0)
-        >>> x = obj.pack(beta=[0.0], cov=[[1.0]])
-        >>> f, g = obj.value_and_gradient(x)
-        >>> bool(f == obj(x)), g.shape
-        (True, (2,))
-        """
-        return self._gradient(np.asarray(x, dtype=float).reshape(-1), with_value=True)
+def _block_draws(objective, rows, x):
+    """Draws (n_rows, K, d) and log weights (n_rows, K) at ``x`` for individuals ``rows``."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        phi, log_w = objective._batch(x[None], rows)
+    return phi[:, 0], log_w[0]

@@ -49,6 +49,7 @@ PARAMETER_CONSTRAINTS = {
     "likelihood": [StrOptions({"auto", "amortized", "importance"})],
     "on_outside": [StrOptions({"auto", "fallback", "warn", "raise"})],
     "verbose": ["verbose"],
+    "scheduler": [None, str, HasMethods(["submit", "gather", "scatter"])],
 }
 
 

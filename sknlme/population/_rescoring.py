@@ -44,7 +44,9 @@ def mc_standard_errors(weights):
     return np.sqrt(np.maximum(1.0 / ess - 1.0 / w.shape[1], 0.0))
 
 
-def adaptive_rescorer(objective, x, random_state, total_se=TOTAL_SE, max_draws=MAX_DRAWS):
+def adaptive_rescorer(
+    objective, x, random_state, total_se=TOTAL_SE, max_draws=MAX_DRAWS, warn=True
+):
     """``objective`` on fresh draws, enough that the log-likelihood's MC SE at ``x`` is small.
 
     Starts from ``objective`` itself (its draws) and multiplies the draws by
@@ -52,7 +54,9 @@ def adaptive_rescorer(objective, x, random_state, total_se=TOTAL_SE, max_draws=M
     with a margin, until the total SE is at most ``total_se`` and every
     individual's at most 0.1, or ``max_draws`` draws in all; past the budget
     the total SE reached is what the fit reports (``loglik_mc_se_``), and a
-    RuntimeWarning names the individuals whose own SE is still above 0.1.
+    RuntimeWarning names the individuals whose own SE is still above 0.1
+    (unless ``warn`` is False: an intermediate step whose draws are re-scored
+    later).
 
     Examples
     --------
@@ -80,7 +84,8 @@ def adaptive_rescorer(objective, x, random_state, total_se=TOTAL_SE, max_draws=M
         factor = max((total / total_se) ** 2, (worst / INDIVIDUAL_SE) ** 2) * 1.2
         K = int(min(np.ceil(current.K * max(factor, 2.0)), max_draws // current.n))
         if K <= current.K:
-            if worst > INDIVIDUAL_SE:  # the total is reported (loglik_mc_se_); a term is a fault
+            # the total is reported (loglik_mc_se_); a poor term is a fault
+            if warn and worst > INDIVIDUAL_SE:
                 order = np.argsort(se)[::-1][:5]
                 names = ", ".join(repr(current._ids[i]) for i in order if se[i] > INDIVIDUAL_SE)
                 warnings.warn(

@@ -1,0 +1,207 @@
+"""Optimisation of the importance likelihood by re-centred fixed-proposal surrogates.
+
+Each outer iteration builds a :class:`FixedProposalSurrogate` at the current
+point (one batch of ``1 + 2 f + f (f - 1) / 2`` likelihood passes), minimises
+it with the analytic gradient inside a trust box, and moves the centre there,
+until the step is below ``xtol`` (the proposals then sit at the optimum they
+produce: a fixed point, as NONMEM's IMP and Monolix's importance sampling
+iterate). A step whose exact value (the next surrogate's value at its own
+centre) is worse than the centre's by more than ``accept`` is undone and the
+trust box shrunk. Measured on 100 simulated one-compartment oral subjects
+(shipped network, 4 starts): the central-difference refinement needed 2,840
+objective calls of ``2 n_x + 1 = 15`` passes; here each start needs 3-8 outer
+iterations of 3 passes (see the closing notes of the speed issue).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pypesto
+from threadpoolctl import threadpool_limits
+
+from ._multistart import default_optimizer, make_problem
+from ._safeguard import minimize_safeguarded
+from ._surrogate import FixedProposalSurrogate
+
+__all__ = ["minimize_fixed_proposal", "run_fixed_proposal"]
+
+MAX_OUTER = 30
+XTOL = 1e-3  # largest step (in x, relative to max(1, |x|)) that ends the iteration
+_RADIUS = 2.0  # trust box half-width of x entries (relative to max(1, |x|))
+_FIXED_RADIUS = 0.5  # ... of those that move parameters without a random effect
+_ACCEPT = 0.1  # a re-centred value may exceed the old one by this (MC noise)
+# Two re-centrings that lower the value by less than this end the iteration at the
+# best centre. Measured on theophylline in ug/kg (shipped network): the variance of
+# log ke, at 0 in the exact fit, crawled down by 0.1 in log per re-centring (as EM
+# does at a boundary) while the value rose by 0.004 per step; with the step rule alone
+# no start settled in 30 re-centrings.
+FTOL = 1e-3
+
+
+def _radii(objective, x):
+    """Trust-box half-widths: smaller where ``x`` moves a parameter without random effect."""
+    radius = np.full(x.size, _RADIUS)
+    fe = set(objective.fe.tolist())
+    names = objective.layout.param_names
+    for t, name in enumerate(objective.x_names):
+        target = name.split(":", 1)[1] if ":" in name else name
+        if target in names and names.index(target) in fe:
+            radius[t] = _FIXED_RADIUS
+    return radius * np.maximum(1.0, np.abs(x))
+
+
+def _inner(surrogate, x, lo, hi, optimizer, start_id):
+    def run(obj, lo_, hi_, x_):
+        problem = make_problem(obj, surrogate.x_names, lo_, hi_)
+        options = pypesto.optimize.OptimizeOptions(allow_failed_starts=True, report_sres=False)
+        return optimizer.minimize(problem=problem, x0=x_, id=start_id, optimize_options=options)
+
+    # one BLAS thread: scipy's L-BFGS-B on 7 parameters took 7 ms per evaluation with
+    # OpenBLAS's 2 threads on a loaded 2-core machine, 0.25 ms with one
+    with threadpool_limits(limits=1, user_api="blas"):
+        return minimize_safeguarded(run, surrogate, lo, hi, x)
+
+
+def minimize_fixed_proposal(objective, lb, ub, x0, optimizer=None, start_id="0"):
+    """Minimise an importance objective from ``x0`` by re-centred surrogates.
+
+    Parameters
+    ----------
+    objective : ImportanceObjective
+        With at least one random effect.
+    lb, ub : ndarray of shape (n_x,)
+        Bounds.
+    x0 : ndarray of shape (n_x,)
+        Start.
+    optimizer : pypesto.optimize.Optimizer, default=None
+        Inner optimiser (:func:`default_optimizer` when None).
+    start_id : str, default="0"
+
+    Returns
+    -------
+    pypesto.OptimizerResult
+        ``x``, ``fval`` (the importance objective there), ``x0``/``fval0``,
+        ``n_fval``/``n_grad`` (surrogate calls), ``exitflag`` -1 with the
+        reason when a surrogate failed or the iteration did not settle within
+        ``MAX_OUTER`` steps, and the outer iterations in ``message``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sknlme.models import LinearGaussian
+    >>> from sknlme.posterior import ExactGaussianPosterior
+    >>> from sknlme.population import ImportanceObjective, PopulationObjective
+    >>> model = LinearGaussian(n_params=1, sigma=0.3)
+    >>> X, _ = model.simulate(30, random_state=0)
+    >>> draws = ExactGaussianPosterior(model).fit().sample(X, 50, random_state=0)
+    >>> base = PopulationObjective(draws, np.zeros((30, 50)), ["theta0"])
+    >>> obj = ImportanceObjective(base, model, X, 200, random_state=0)
+    >>> res = minimize_fixed_proposal(obj, *obj.bounds, obj.pack(beta=[0.0], cov=[[1.0]]))
+    >>> from scipy.optimize import minimize
+    >>> def exact(v):  # the exact marginal likelihood at beta, log variance
+    ...     return -model.marginal_loglik(X, v[:1], np.exp(v[1:]).reshape(1, 1)).sum()
+    >>> ml = minimize(exact, [0.0, 0.0]).x
+    >>> bool(np.allclose(res.x, ml, atol=0.05)), res.exitflag != -1
+    (True, True)
+    """
+    t0 = time.perf_counter()
+    optimizer = default_optimizer() if optimizer is None else optimizer
+    lb, ub = np.asarray(lb, dtype=float), np.asarray(ub, dtype=float)
+    x = np.clip(np.asarray(x0, dtype=float), lb, ub)
+    counts = {"n_fval": 0, "n_grad": 0}
+    surrogate = FixedProposalSurrogate(objective, x)
+    fx = fval0 = surrogate(x)
+    shrink, message, exitflag = 1.0, None, 0
+    best_x, best_f, stalled = x, fx, 0
+    for it in range(1, MAX_OUTER + 1):
+        if not np.isfinite(fx):
+            message, exitflag = f"non-finite objective at the start (f = {fx})", -1
+            break
+        radius = shrink * _radii(objective, x)
+        lo, hi = np.maximum(lb, x - radius), np.minimum(ub, x + radius)
+        inner = _inner(surrogate, x, lo, hi, optimizer, start_id)
+        for key in counts:
+            counts[key] += inner.get(key) or 0
+        if inner.exitflag == -1 or inner.x is None:
+            message, exitflag = f"surrogate {it}: {inner.message}", -1
+            break
+        x_new = np.asarray(inner.x, dtype=float)
+        step = float(np.max(np.abs(x_new - x) / np.maximum(1.0, np.abs(x)), initial=0.0))
+        new = FixedProposalSurrogate(objective, x_new)
+        f_new = new(x_new)
+        if not np.isfinite(f_new) or f_new > fx + _ACCEPT:
+            shrink /= 4.0  # the surrogate was wrong so far out: a smaller box
+            if shrink < 1e-3:
+                message = f"no improving step after {it} surrogates (f = {fx:.6g})"
+                break
+            continue
+        x, fx, surrogate = x_new, f_new, new
+        stalled = 0 if fx < best_f - FTOL else stalled + 1
+        if fx < best_f:
+            best_x, best_f = x, fx
+        if step <= XTOL:
+            message = f"fixed point after {it} surrogates"
+            break
+        if stalled >= 2:
+            message = f"no decrease by {FTOL} in the last 2 of {it} surrogates"
+            break
+    else:
+        message = f"not settled after {MAX_OUTER} surrogates (last step {step:.3g})"
+        exitflag = -1
+    x, fx = best_x, best_f
+    result = pypesto.OptimizerResult(
+        id=start_id,
+        x=x,
+        fval=fx,
+        x0=np.asarray(x0, dtype=float),
+        fval0=fval0,
+        exitflag=exitflag,
+        message=message,
+        time=time.perf_counter() - t0,
+    )
+    result.update(counts)
+    return result
+
+
+def run_fixed_proposal(objective, x_names, lb, ub, startpoints, optimizer=None, **_):
+    """:func:`minimize_fixed_proposal` from each start point, as a :class:`pypesto.Result`.
+
+    Starts run one after the other (each likelihood pass uses all threads);
+    the result is sorted by value, as :func:`run_multistart`'s. Other keyword
+    arguments (``n_jobs``, ``verbose``) are accepted and ignored.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sknlme.models import LinearGaussian
+    >>> from sknlme.posterior import ExactGaussianPosterior
+    >>> from sknlme.population import ImportanceObjective, PopulationObjective
+    >>> model = LinearGaussian(n_params=1, sigma=0.3)
+    >>> X, _ = model.simulate(10, random_state=0)
+    >>> draws = ExactGaussianPosterior(model).fit().sample(X, 50, random_state=0)
+    >>> base = PopulationObjective(draws, np.zeros((10, 50)), ["theta0"])
+    >>> obj = ImportanceObjective(base, model, X, 100, random_state=0)
+    >>> starts = np.array([[0.0, 0.0], [0.5, -1.0]])
+    >>> res = run_fixed_proposal(obj, obj.x_names, *obj.bounds, starts)
+    >>> len(res.optimize_result), bool(np.isfinite(res.optimize_result[0].fval))
+    (2, True)
+    """
+    startpoints = np.atleast_2d(np.asarray(startpoints, dtype=float))
+    width = len(str(len(startpoints)))
+    result = pypesto.Result(make_problem(objective, x_names, lb, ub))
+    for i, x0 in enumerate(startpoints):
+        try:
+            start = minimize_fixed_proposal(objective, lb, ub, x0, optimizer, f"{i:0{width}d}")
+        except Exception as err:  # noqa: BLE001 - a failed start is counted, not fatal
+            start = pypesto.OptimizerResult(
+                id=f"{i:0{width}d}",
+                x0=x0,
+                exitflag=-1,
+                fval=np.inf,
+                message=f"{type(err).__name__}: {err}",
+            )
+        result.optimize_result.append(start)
+    result.optimize_result.sort()
+    return result
