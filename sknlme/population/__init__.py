@@ -5,6 +5,7 @@ from ._bayesian import PopulationPosterior, normal_prior, sample_population
 from ._bootstrap import BootstrapResult, bca_interval, bootstrap, case_deletion
 from ._compare import compare, likelihood_ratio_test, mixture_chi2_sf
 from ._estimator import NLMEPopulationEstimator
+from ._fixed_point import minimize_fixed_proposal
 from ._importance import ImportanceObjective
 from ._multistart import make_problem, random_startpoints, run_multistart
 from ._objective import PopulationObjective, amortized_offsets
@@ -14,6 +15,7 @@ from ._residuals import individual_table, observation_table, shrinkage
 from ._result import PopulationFitResult, information_criteria, population_estimates
 from ._scm import stepwise_covariates
 from ._store import StoredResults, load_results, save_results
+from ._surrogate import FixedProposalSurrogate
 from ._tables import (
     condition_number,
     estimate_correlation,
@@ -25,6 +27,7 @@ from ._tables import (
 __all__ = [
     "BaseObjective",
     "BootstrapResult",
+    "FixedProposalSurrogate",
     "ImportanceObjective",
     "NLMEPopulationEstimator",
     "PopulationFitResult",
@@ -46,7 +49,7 @@ __all__ = [
     "information_criteria",
     "is_log_scale",
     "lognormal_cv",
-    "make_problem",
+    "minimize_fixed_proposal",
     "npde_from_simulations",
     "observation_table",
     "parameter_table",
