@@ -14,6 +14,7 @@ import numba
 import numpy as np
 from joblib import Parallel, delayed
 from scipy.optimize import minimize
+from threadpoolctl import threadpool_limits
 
 from ._importance import ImportanceObjective
 from ._multistart import _threadsafe_numba
@@ -104,11 +105,11 @@ def _chunk(objective, x0, lb, ub, row_sets, serial):
     if serial:
         numba.set_num_threads(1)  # thread-local: parallel replicates, serial kernels
     try:
-        out = []
-        for rows in row_sets:
-            sub = subset_objective(objective, rows)
-            out.append(_optimize(sub, x0, lb, ub))
-        return out
+        # L-BFGS-B calls BLAS on n_x-sized vectors; OpenBLAS's thread pool made each call
+        # 3.6 ms instead of ~0.1 ms (theophylline, amortized, n_x = 7, load 9 on 2 cores:
+        # 29 of 35 s of 100 replicates were in scipy's setulb)
+        with threadpool_limits(limits=1, user_api="blas"):
+            return [_optimize(subset_objective(objective, rows), x0, lb, ub) for rows in row_sets]
     finally:
         numba.set_num_threads(previous)
 
