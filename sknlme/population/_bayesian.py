@@ -17,22 +17,20 @@ sample from several threads at once).
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import warnings
 
 import numpy as np
-import pandas as pd
 import pypesto
 import pypesto.sample
 from pypesto.C import NORMAL
 from pypesto.objective import AggregatedObjective, NegLogParameterPriors
 from pypesto.objective.priors import get_parameter_prior_dict
-from pypesto.sample.auto_correlation import autocorrelation_sokal
-from pypesto.sample.geweke_test import calculate_zscore
 from sklearn.utils import check_random_state
 
 from ._multistart import PypestoObjective
-from ._summary import derived_quantities
+from ._posterior_draws import PopulationPosterior
 
 __all__ = ["PopulationPosterior", "normal_prior", "sample_population"]
 
@@ -113,147 +111,6 @@ def _initial_covariance(cov_x):
     return None  # pyPESTO's default (identity)
 
 
-def chain_diagnostics(chain, burn_in, zscore=2.0):
-    """Geweke z-scores, p-values and effective sample sizes of a chain after burn-in.
-
-    Parameters
-    ----------
-    chain : ndarray of shape (n_iter, n_x)
-    burn_in : int
-    zscore : float, default=2.0
-        Geweke threshold (the one the burn-in used).
-
-    Returns
-    -------
-    z, p, ess : ndarray of shape (n_x,) each
-        Geweke z-scores (first 10 % against last 50 %) and p-values of the
-        chain after burn-in, and ``n / (1 + tau_j)`` with ``tau_j`` Sokal's
-        integrated autocorrelation time (pyPESTO's ESS, per parameter).
-    """
-    kept = chain[burn_in:]
-    n_x = chain.shape[1]
-    if len(kept) < 20:  # too short for the test or for the autocorrelation
-        return np.full(n_x, np.nan), np.full(n_x, np.nan), np.zeros(n_x)
-    z, p = calculate_zscore(kept)
-    tau = autocorrelation_sokal(kept)
-    ess = np.where(np.ptp(kept, axis=0) > 0, len(kept) / (1.0 + tau), 0.0)  # 0: never moved
-    return np.ravel(z).astype(float), np.ravel(p).astype(float), ess
-
-
-def _natural(samples, layout):
-    """Derived quantities (effects, SDs, variances, correlations) of each sample."""
-    rows = [derived_quantities(layout.unpack(x), layout) for x in samples]
-    names, kinds = ([[r[k] for r in rows[0]] for k in (0, 1)]) if rows else ([], [])
-    table = pd.DataFrame([[v for _, _, v in r] for r in rows], columns=names, dtype=float)
-    table.attrs["kinds"] = dict(zip(names, kinds, strict=True))
-    return table
-
-
-class PopulationPosterior:
-    """Posterior draws of the population parameters and their diagnostics.
-
-    Build it with :func:`sample_population` (or
-    ``NLMEPopulationEstimator.sample_posterior``).
-
-    Attributes
-    ----------
-    samples : DataFrame
-        Draws after burn-in, one column per free parameter (``x_names``).
-    natural : DataFrame
-        The same draws as reported quantities: fixed and covariate effects,
-        random-effect SDs (``SD(p)``), variances and correlations.
-    trace : DataFrame
-        The whole chain, burn-in included (``n_samples + 1`` rows: the start first).
-    burn_in : int
-        Iterations discarded (sequential Geweke test).
-    converged : bool
-        False when the Geweke test found no burn-in (then ``samples`` are the
-        second half of the chain).
-    geweke_z, geweke_p : Series
-        Geweke z-scores and p-values of ``samples`` per parameter.
-    acceptance_rate : float
-        Fraction of proposals accepted.
-    ess : Series
-        Effective sample size per parameter; ``ess.min()`` is pyPESTO's ESS.
-    result : pypesto.Result
-        The pyPESTO result with ``sample_result`` (burn-in and ESS filled in),
-        for pyPESTO's plots and :func:`save_results`.
-
-    Examples
-    --------
-    >>> from sknlme.models import LinearGaussian
-    >>> from sknlme.posterior import ExactGaussianPosterior
-    >>> from sknlme.population import NLMEPopulationEstimator, sample_population
-    >>> model = LinearGaussian(n_params=1, sigma=0.3)
-    >>> X, _ = model.simulate(50, random_state=0)
-    >>> pop = NLMEPopulationEstimator(ExactGaussianPosterior(model).fit(), n_samples=50,
-    ...                               n_starts=2, random_state=0).fit(X)
-    >>> post = sample_population(pop.result_, n_samples=1000, random_state=0, min_ess=0)
-    >>> list(post.samples.columns), list(post.natural.columns)
-    (['theta0', 'log_var(theta0)'], ['theta0', 'SD(theta0)', 'Var(theta0)'])
-    """
-
-    def __init__(self, *, result, x_names, layout, burn_in, converged, zscore=2.0):
-        chain = np.asarray(result.sample_result.trace_x[0], dtype=float)
-        self.result = result
-        self.x_names = list(x_names)
-        self.trace = pd.DataFrame(chain, columns=self.x_names)
-        self.burn_in = int(burn_in)
-        self.converged = bool(converged)
-        start = self.burn_in if converged else len(chain) // 2
-        self.samples = self.trace.iloc[start:].reset_index(drop=True)
-        z, p, ess = chain_diagnostics(chain, start, zscore)
-        self.geweke_z = pd.Series(z, index=self.x_names, name="geweke_z")
-        self.geweke_p = pd.Series(p, index=self.x_names, name="geweke_p")
-        self.ess = pd.Series(ess, index=self.x_names, name="ess")
-        moved = np.any(np.diff(chain, axis=0) != 0, axis=1)
-        self.acceptance_rate = float(moved.mean()) if len(moved) else np.nan
-        self.natural = _natural(self.samples.to_numpy(), layout)
-
-    def summary(self, interval=0.95):
-        """Posterior mean, SD and equal-tailed interval of every reported quantity.
-
-        Parameters
-        ----------
-        interval : float, default=0.95
-            Probability of the central interval.
-
-        Returns
-        -------
-        DataFrame
-            ``parameter, kind, mean, sd, lower, upper``: the quantities of
-            ``natural`` (SDs and variances on their natural scale), then the
-            other free parameters (kind ``"free"``: log-variances, ...).
-
-        Examples
-        --------
-        >>> from sknlme.models import LinearGaussian
-        >>> from sknlme.posterior import ExactGaussianPosterior
-        >>> from sknlme.population import NLMEPopulationEstimator
-        >>> model = LinearGaussian(n_params=1, sigma=0.3)
-        >>> X, _ = model.simulate(50, random_state=0)
-        >>> pop = NLMEPopulationEstimator(ExactGaussianPosterior(model).fit(), n_samples=50,
-        ...                               n_starts=2, random_state=0).fit(X)
-        >>> post = pop.sample_posterior(n_samples=1000, random_state=0, min_ess=0)
-        >>> table = post.summary()
-        >>> list(table.parameter)
-        ['theta0', 'SD(theta0)', 'Var(theta0)', 'log_var(theta0)']
-        >>> bool((table.lower < table["mean"]).all() and (table["mean"] < table.upper).all())
-        True
-        """
-        if not 0 < interval < 1:
-            raise ValueError(f"interval must be in (0, 1), got {interval}")
-        q = [(1 - interval) / 2, (1 + interval) / 2]
-        kinds = self.natural.attrs["kinds"]
-        free = self.samples.drop(columns=[n for n in self.x_names if n in kinds])
-        rows = [
-            (name, kinds.get(name, "free"), col.mean(), col.std(ddof=1), *col.quantile(q))
-            for part in (self.natural, free)
-            for name, col in part.items()
-        ]
-        return pd.DataFrame(rows, columns=["parameter", "kind", "mean", "sd", "lower", "upper"])
-
-
 def _check_prior(prior, x_names):
     if prior is None or isinstance(prior, dict):
         return normal_prior(x_names, prior)
@@ -305,6 +162,7 @@ def sample_population(
     sampler=None,
     zscore=2.0,
     min_ess=100,
+    n_chains=1,
 ):
     """MCMC over the free population parameters of a fit, on its cached draws.
 
@@ -334,6 +192,14 @@ def sample_population(
         Geweke threshold, for the burn-in and the warning.
     min_ess : float, default=100
         Warn, naming them, about parameters with fewer effective samples.
+    n_chains : int, default=1
+        Independent chains, each of ``n_samples``, each with its own seed. The
+        first starts at ``fit.x``, the others at ``fit.x`` plus a draw from
+        ``N(0, fit.covariance_x)`` (clipped to the bounds; ``fit.x`` when that
+        covariance is not positive definite), so R-hat compares chains from
+        different starts. All share the largest burn-in of their Geweke tests;
+        ``samples`` stacks their draws, chain after chain, and ``ess`` adds the
+        chains' ESS. R-hat (``summary``, ``to_inference_data``) needs two or more.
 
     Returns
     -------
@@ -358,6 +224,9 @@ def sample_population(
         raise ValueError(f"n_samples must be at least 100 (Geweke test), got {n_samples}")
     if not zscore > 0:
         raise ValueError(f"zscore must be positive, got {zscore}")
+    if int(n_chains) < 1 or int(n_chains) != n_chains:
+        raise ValueError(f"n_chains must be a positive integer, got {n_chains}")
+    n_chains = int(n_chains)
     x_names = list(fit.x_names)
     prior = _check_prior(prior, x_names)
     lb, ub = fit.objective.bounds
@@ -370,29 +239,41 @@ def sample_population(
         x_priors_defs=prior,
         copy_objective=False,
     )
-    if sampler is None:
-        cov0 = _initial_covariance(fit.covariance_x)
-        sampler = pypesto.sample.AdaptiveMetropolisSampler({"cov0": cov0, "show_progress": False})
-    seed = check_random_state(random_state).randint(np.iinfo(np.int32).max)
+    cov0 = _initial_covariance(fit.covariance_x)
+    rng = check_random_state(random_state)
+    seeds = [rng.randint(np.iinfo(np.int32).max) for _ in range(n_chains)]
     x0 = np.clip(np.asarray(fit.x, dtype=float), lb, ub)
-    with _seeded_global_numpy(seed):
-        result = pypesto.sample.sample(problem, n_samples, sampler=sampler, x0=x0)
+    starts = [x0]
+    for _ in range(n_chains - 1):
+        shift = 0.0 if cov0 is None else rng.multivariate_normal(np.zeros(x0.size), cov0)
+        starts.append(np.clip(x0 + shift, lb, ub))
     logger = logging.getLogger("pypesto.sample.geweke_test")
-    level = logger.level
-    logger.setLevel(logging.ERROR)  # its "not converged" message: we warn instead
-    try:
-        burn_in = int(pypesto.sample.geweke_test(result, zscore=zscore))
-    finally:
-        logger.setLevel(level)
-    converged = burn_in < result.sample_result.trace_x.shape[1]
+    results, burn_ins = [], []
+    for seed, start in zip(seeds, starts, strict=True):
+        chain_sampler = copy.deepcopy(sampler) if sampler is not None else None
+        if chain_sampler is None:
+            options = {"cov0": cov0, "show_progress": False}
+            chain_sampler = pypesto.sample.AdaptiveMetropolisSampler(options)
+        with _seeded_global_numpy(seed):
+            result = pypesto.sample.sample(problem, n_samples, sampler=chain_sampler, x0=start)
+        level = logger.level
+        logger.setLevel(logging.ERROR)  # its "not converged" message: we warn instead
+        try:
+            burn_ins.append(int(pypesto.sample.geweke_test(result, zscore=zscore)))
+        finally:
+            logger.setLevel(level)
+        results.append(result)
+    burn_in = max(burn_ins)
+    converged = burn_in < results[0].sample_result.trace_x.shape[1]
     post = PopulationPosterior(
-        result=result,
+        result=results,
         x_names=x_names,
         layout=fit.layout,
         burn_in=burn_in,
         converged=converged,
         zscore=zscore,
     )
-    result.sample_result.effective_sample_size = float(post.ess.min())
+    for result in results:
+        result.sample_result.effective_sample_size = float(post.ess.min())
     _warn_diagnostics(post, min_ess, zscore)
     return post
