@@ -131,9 +131,7 @@ class FunctionModel(Model):
         if times is not None:
             t = np.asarray(times, dtype=float).reshape(-1)
             if t.size == 0 or np.any(np.diff(t) <= 0) or t[0] < 0 or not np.isfinite(t).all():
-                raise ValueError(
-                    f"times must be non-negative and strictly increasing, got {times}"
-                )
+                raise ValueError(f"times must be non-negative and strictly increasing, got {times}")
             self._times = t
         if doses is not None:
             dt, da = (np.asarray(a, dtype=float).reshape(-1) for a in doses)
