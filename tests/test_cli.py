@@ -1,5 +1,7 @@
 """The ``sknlme`` command runs the whole chain and writes its report."""
 
+from pathlib import Path
+
 import pandas as pd
 
 from sknlme.cli import main
@@ -94,3 +96,73 @@ def test_fit_reads_the_covariates_it_uses(tmp_path, capsys):
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "WT:log_Cl" in printed  # the covariate effect is estimated; TAD is not read
+
+
+USER_MODEL = Path(__file__).resolve().parents[1] / "examples" / "user_model"
+
+
+def _mm_study(path):
+    """A NONMEM-style CSV of 12 individuals simulated from the example MM model."""
+    import sys
+
+    import numpy as np
+
+    sys.path.insert(0, str(USER_MODEL))
+    try:
+        from mm_model import make_model
+    finally:
+        sys.path.remove(str(USER_MODEL))
+    from sknlme.data import IndividualRecords, make_individuals, to_long
+
+    rng = np.random.default_rng(0)
+    times = [0.5, 1.0, 2.0, 4.0, 8.0, 12.0, 24.0]
+    recs = [IndividualRecords(times, np.ones(7), [0.0], [float(a)]) for a in [100, 200] * 6]
+    design = make_individuals(recs, covariates={"WT": rng.uniform(50, 100, 12).round(1)})
+    X, _ = make_model().simulate(design=design, random_state=1)
+    to_long(X).assign(OCC=1).to_csv(path, index=False, na_rep=".")  # OCC: an extra column
+
+
+def test_train_and_fit_a_user_model_on_a_study(tmp_path, monkeypatch, capsys):
+    import sys
+
+    from sknlme.posterior import AmortizedPosterior
+
+    study, net = tmp_path / "study.csv", tmp_path / "mm.sknlme"
+    _mm_study(study)
+    monkeypatch.setattr(sys, "path", list(sys.path))  # load_model adds the working directory
+    monkeypatch.chdir(USER_MODEL)
+    args = ["train", "mm_model:make_model", "--design", str(study), "--out", str(net),
+            "--hidden-units", "8", "--n-simulations", "200", "--epochs", "1"]  # fmt: skip
+    assert main(args) == 0
+    post = AmortizedPosterior.load(net)  # rebuilt from mm_model:mm_bolus by name
+    assert post.model.name == "mm-bolus" and post.model.covariate_names == ("WT",)
+    assert post.model.design is None  # the study is not saved; its range is
+    assert post.envelope_ is not None
+    fit = ["fit", str(study), "--posterior", str(net), "--n-samples", "20", "--n-starts", "2",
+           "--fixed", "log_b=-2.3", "--bounds", "log_V=1:5", "--likelihood", "amortized",
+           "--no-profile", "--out", ""]  # fmt: skip
+    assert main(fit) == 0
+    printed = capsys.readouterr().out
+    assert "log_Vmax" in printed and "-2.3" in printed  # the estimates, log_b held fixed
+    assert main(fit + ["--model", "one-compartment-oral"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "does not match the saved parameters" in err[0]
+
+
+def test_bad_fit_options_are_one_line_errors(tmp_path, capsys):
+    from sknlme.datasets import load_theophylline
+
+    path = tmp_path / "theo.csv"
+    load_theophylline(as_long=True).to_csv(path, index=False, na_rep=".")
+    base = ["fit", str(path), "--out", "", "--no-profile"]
+    cases = [
+        ([], "give --model"),
+        (["--model", "one-compartment-oral", "--fixed", "log_ka"], "--fixed: expected NAME=VALUE"),
+        (["--model", "one-compartment-oral", "--bounds", "log_ka=3:1"], "LO < HI, got 'log_ka"),
+        (["--model", "one-compartment-oral", "--n-samples", "0"], "--n-samples must be positive"),
+        (["--model", "no_such_module:Model"], "no pretrained posterior"),
+    ]
+    for extra, message in cases:
+        assert main(base + extra) == 2, extra
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], (extra, err)
