@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import warnings
 
 import numpy as np
@@ -299,7 +300,8 @@ class FunctionModel(Model):
     def get_config(self):
         """The constructor arguments, ``func`` by its importable name (for saving).
 
-        The ``design`` is not part of it: a saved posterior records its training
+        A subclass with its own constructor gives the attributes named like its
+        arguments. The ``design`` is not part of it: a saved posterior records its training
         designs' range, and a rebuilt model needs no designs to fit data.
 
         Returns
@@ -323,6 +325,11 @@ class FunctionModel(Model):
         >>> FunctionModel.from_config(config).param_names
         ('log_sigma',)
         """
+        if type(self).__init__ is not FunctionModel.__init__:
+            # a subclass with its own constructor: its arguments, read as attributes
+            # (scikit-learn style; a subclass's func is fixed by the class)
+            names = list(inspect.signature(type(self).__init__).parameters)[1:]
+            return {n: getattr(self, n) for n in names if n != "design"}
         doses = None if self.doses is None else [np.asarray(d, float).tolist() for d in self.doses]
         return {
             "func": function_name(self.func),
@@ -358,6 +365,8 @@ class FunctionModel(Model):
         'exp'
         """
         config = dict(config)
+        if cls.__init__ is not FunctionModel.__init__:
+            return cls(**config)
         func = config.pop("func")
         if isinstance(func, str):
             func = resolve_function(func)
