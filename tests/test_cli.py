@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from sknlme.cli import main
 
@@ -98,55 +99,80 @@ def test_fit_reads_the_covariates_it_uses(tmp_path, capsys):
     assert "WT:log_Cl" in printed  # the covariate effect is estimated; TAD is not read
 
 
-USER_MODEL = Path(__file__).resolve().parents[1] / "examples" / "user_model"
+ROOT = Path(__file__).resolve().parents[1]
+WALKTHROUGH = ROOT / "docs" / "user_guide" / "user_models.rst"
+TINY_TRAIN = ["--hidden-units", "8", "--n-simulations", "200", "--epochs", "1"]
+TINY_FIT = ["--n-samples", "20", "--n-starts", "2", "--likelihood", "amortized", "--no-profile"]
 
 
-def _mm_study(path):
-    """A NONMEM-style CSV of 12 individuals simulated from the example MM model."""
+def _code_blocks(language):
+    """The ``.. code-block:: language`` blocks of the walkthrough page, dedented."""
+    import textwrap
+
+    blocks = []
+    for part in WALKTHROUGH.read_text().split(f".. code-block:: {language}\n")[1:]:
+        lines = []
+        for line in part.splitlines()[1:]:
+            if line and not line.startswith("   "):
+                break
+            lines.append(line)
+        blocks.append(textwrap.dedent("\n".join(lines)).strip())
+    return blocks
+
+
+def _walkthrough_folder(tmp_path, monkeypatch):
+    """A folder holding the page's model file and the study its first block writes."""
+    import shutil
     import sys
 
-    import numpy as np
-
-    sys.path.insert(0, str(USER_MODEL))
-    try:
-        from mm_model import make_model
-    finally:
-        sys.path.remove(str(USER_MODEL))
-    from sknlme.data import IndividualRecords, make_individuals, to_long
-
-    rng = np.random.default_rng(0)
-    times = [0.5, 1.0, 2.0, 4.0, 8.0, 12.0, 24.0]
-    recs = [IndividualRecords(times, np.ones(7), [0.0], [float(a)]) for a in [100, 200] * 6]
-    design = make_individuals(recs, covariates={"WT": rng.uniform(50, 100, 12).round(1)})
-    X, _ = make_model().simulate(design=design, random_state=1)
-    to_long(X).assign(OCC=1).to_csv(path, index=False, na_rep=".")  # OCC: an extra column
+    shutil.copy(ROOT / "examples" / "user_model" / "mm_model.py", tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
+    exec(_code_blocks("python")[0], {})  # the study, as written
+    sys.path.remove(str(tmp_path))  # the CLI finds mm_model in the working directory
+    monkeypatch.delitem(sys.modules, "mm_model")
+    return tmp_path
 
 
-def test_train_and_fit_a_user_model_on_a_study(tmp_path, monkeypatch, capsys):
-    import sys
+def test_walkthrough_commands_train_and_fit_a_user_model(tmp_path, monkeypatch, capsys):
+    import shlex
 
     from sknlme.posterior import AmortizedPosterior
 
-    study, net = tmp_path / "study.csv", tmp_path / "mm.sknlme"
-    _mm_study(study)
-    monkeypatch.setattr(sys, "path", list(sys.path))  # load_model adds the working directory
-    monkeypatch.chdir(USER_MODEL)
-    args = ["train", "mm_model:make_model", "--design", str(study), "--out", str(net),
-            "--hidden-units", "8", "--n-simulations", "200", "--epochs", "1"]  # fmt: skip
-    assert main(args) == 0
-    post = AmortizedPosterior.load(net)  # rebuilt from mm_model:mm_bolus by name
+    _walkthrough_folder(tmp_path, monkeypatch)
+    train, fit = (shlex.split(c)[1:] for c in _code_blocks("bash")[0].splitlines())
+    assert train[0] == "train" and fit[0] == "fit"
+    assert main(train + TINY_TRAIN) == 0
+    post = AmortizedPosterior.load("mm.sknlme")  # rebuilt from mm_model:mm_bolus by name
     assert post.model.name == "mm-bolus" and post.model.covariate_names == ("WT",)
     assert post.model.design is None  # the study is not saved; its range is
-    assert post.envelope_ is not None
-    fit = ["fit", str(study), "--posterior", str(net), "--n-samples", "20", "--n-starts", "2",
-           "--fixed", "log_b=-2.3", "--bounds", "log_V=1:5", "--likelihood", "amortized",
-           "--no-profile", "--out", ""]  # fmt: skip
-    assert main(fit) == 0
+    assert post.envelope_ is not None and post.n_simulations_ == 200
+    extra = ["--fixed", "log_b=-2.3", "--bounds", "log_V=1:5"]
+    assert main(fit + TINY_FIT + extra) == 0
     printed = capsys.readouterr().out
     assert "log_Vmax" in printed and "-2.3" in printed  # the estimates, log_b held fixed
-    assert main(fit + ["--model", "one-compartment-oral"]) == 2
+    assert (tmp_path / "mm-report").is_dir()
+    assert main(fit + TINY_FIT + ["--out", "", "--model", "one-compartment-oral"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "does not match the saved parameters" in err[0]
+
+
+@pytest.mark.slow
+def test_walkthrough_python_block_runs(tmp_path, monkeypatch):
+    import sys
+
+    _walkthrough_folder(tmp_path, monkeypatch)
+    code = _code_blocks("python")[1]
+    for full, tiny in (
+        ("n_simulations=20_000", "n_simulations=200, epochs=1, hidden_units=(8,)"),
+        ("n_starts=10", "n_starts=2, n_samples=20, likelihood='amortized'"),
+    ):
+        assert full in code
+        code = code.replace(full, tiny)
+    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
+    namespace = {}
+    exec(code, namespace)
+    assert "log_Vmax" in set(namespace["est"].summary()["parameter"])
 
 
 def test_bad_fit_options_are_one_line_errors(tmp_path, capsys):
