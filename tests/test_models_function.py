@@ -221,3 +221,16 @@ def test_michaelis_menten_example_matches_an_ode_solver(monkeypatch):
     second = solve_ivp(rhs, (12, 30), [c12 + 5.0], t_eval=[12, 24, 30], rtol=1e-10, atol=1e-12)
     # the solver's own error at rtol 1e-10 bounds the agreement (1e-8 leaves 100x room)
     np.testing.assert_allclose(pred[0], np.r_[first.y[0], second.y[0]], rtol=1e-8)
+
+
+def test_load_model_errors_name_the_spec():
+    from sknlme.models import load_model
+
+    with pytest.raises(ValueError, match="cannot import model 'no_such_mod:f'"):
+        load_model("no_such_mod:f")
+    with pytest.raises(TypeError, match=r"cannot be called with \['design'\]"):
+        load_model("sknlme.models:LinearGaussian", design=None)
+    with pytest.raises(TypeError, match="returned a ndarray, not a sknlme Model"):
+        load_model("numpy:zeros", shape=3)
+    with pytest.raises(ValueError, match="unknown model"):
+        load_model("no-such-model")

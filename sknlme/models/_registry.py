@@ -122,8 +122,8 @@ def load_model(spec, **kwargs):
         raise TypeError(f"model {spec!r} is a {type(obj).__name__}, not a class or function")
     try:
         inspect.signature(obj).bind(**kwargs)
-    except TypeError:
-        raise TypeError(f"model {spec!r} takes no argument(s) {sorted(kwargs)}") from None
+    except TypeError as exc:
+        raise TypeError(f"model {spec!r} cannot be called with {sorted(kwargs)}: {exc}") from None
     except ValueError:  # no readable signature: let the call tell
         pass
     model = obj(**kwargs)
