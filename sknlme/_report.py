@@ -154,6 +154,24 @@ def _savefig(fig, path, written):
     written.append(path)
 
 
+def _calibration_simulations(model, X, n, random_state):
+    """``n`` simulations for the calibration check, on the model's designs if it has any.
+
+    A model rebuilt from a saved network (e.g. a ``FunctionModel`` trained on a
+    study's designs) may have no design distribution; the fitted data's designs,
+    resampled with their covariates, then stand in.
+    """
+    from sklearn.utils import check_random_state
+
+    try:
+        model.sample_design(1, random_state=0)
+    except (NotImplementedError, ValueError):
+        rows = check_random_state(random_state).randint(0, len(X), size=n)
+        design = X.iloc[rows].reset_index(drop=True)
+        return model.simulate(design=design, random_state=random_state)
+    return model.simulate(n, random_state=random_state)
+
+
 def write_report(
     estimator,
     X,
@@ -306,7 +324,7 @@ def write_report(
         written.append(out / "profiles.csv")
         _savefig(plotting.plot_profiles(estimator), out / "profiles.png", written)
     if calibration:
-        X_val, phi_val = model.simulate(200, random_state=random_state)
+        X_val, phi_val = _calibration_simulations(model, X, 200, random_state)
         _savefig(
             plotting.plot_calibration_ecdf(
                 posterior.sample(X_val, 100, random_state=random_state),

@@ -10,7 +10,7 @@ from ._mrna_detailed import MRNATransfectionDetailed
 from ._mrna_sde import MRNATransfectionSDE
 from ._one_compartment import OneCompartmentOral
 from ._parent_metabolite import ParentMetabolite
-from ._registry import get_model, model_names
+from ._registry import get_model, load_model, model_names
 
 __all__ = [
     "ErrorModel",
@@ -24,5 +24,6 @@ __all__ = [
     "OneCompartmentOral",
     "ParentMetabolite",
     "get_model",
+    "load_model",
     "model_names",
 ]
