@@ -170,7 +170,8 @@ def write_report(
 
     Files written to ``out_dir``: ``estimates.csv`` (the summary table),
     ``individual_estimates.csv`` (``predict(X)``), the pharmacometric tables
-    ``parameters.csv`` (``parameter_table``: both scales), ``correlation.csv``
+    ``parameters.csv`` (``parameter_table``: both scales, with the profile
+    intervals when ``profile``), ``correlation.csv``
     (of the estimates), ``observations.csv`` (``observation_table``: PRED,
     IPRED, IWRES, WRES, CWRES, NPDE), ``individuals.csv``
     (``individual_table``), ``shrinkage.csv``, ``summary.txt`` (with OFV,
@@ -248,6 +249,12 @@ def write_report(
     phi_hat = estimator.predict(X)
     phi_hat.to_csv(out / "individual_estimates.csv")
     written.append(out / "individual_estimates.csv")
+    profile_table = None
+    if profile:  # first: parameters.csv then carries the profile intervals
+        profile_table = estimator.profile()
+        profile_table.to_csv(out / "profiles.csv")
+        written.append(out / "profiles.csv")
+        _savefig(plotting.plot_profiles(estimator), out / "profiles.png", written)
     params = estimator.parameter_table()
     observations = estimator.observation_table(X, n_simulations, random_state)
     tables = {
@@ -299,12 +306,6 @@ def write_report(
             out / "eta_covariates.png",
             written,
         )
-    profile_table = None
-    if profile:
-        profile_table = estimator.profile()
-        profile_table.to_csv(out / "profiles.csv")
-        written.append(out / "profiles.csv")
-        _savefig(plotting.plot_profiles(estimator), out / "profiles.png", written)
     if calibration:
         X_val, phi_val = model.simulate(200, random_state=random_state)
         _savefig(
@@ -341,6 +342,7 @@ def write_report(
                 "natural_ci_lower",
                 "natural_ci_upper",
             ]
+            + (["natural_profile_lower", "natural_profile_upper"] if profile else [])
         ].to_string(float_format=lambda v: f"{v:.4g}"),
         "",
         "Shrinkage (SD-based, %):",
