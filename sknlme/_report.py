@@ -179,7 +179,7 @@ def write_report(
     figures (see :doc:`/user_guide/diagnostics`): ``gof.png`` (goodness-of-fit
     panel), ``individual_fits.png`` (IPRED and PRED), ``observed_vs_predicted.png``,
     ``vpc.png`` (nominal-time bins), ``pcvpc.png`` (prediction-corrected, when
-    every PRED is non-negative and no observation is censored),
+    every PRED is non-negative; censoring-aware),
     ``eta_covariates.png`` (when the data have covariates), ``profiles.png``
     (when ``profile``) and ``calibration.png`` (when ``calibration``: posterior
     calibration on fresh simulations of the model).
@@ -286,8 +286,7 @@ def write_report(
     )
     vpc = {"n_replicates": 200, "units": units, "random_state": random_state}
     _savefig(plotting.plot_vpc(model, X, means, cov, **vpc), out / "vpc.png", written)
-    censored = model.prepare(X, require_values=False).padded.censored.any()
-    if (observations["PRED"] >= 0).all() and not censored:
+    if (observations["PRED"] >= 0).all():  # censored data too: censoring-aware pcVPC
         _savefig(
             plotting.plot_vpc(model, X, means, cov, pred_corrected=True, **vpc),
             out / "pcvpc.png",

@@ -31,6 +31,7 @@ def test_coverage_counts_misses_on_each_side():
     assert not row["in_goal"] and row["median_width"] == pytest.approx(0.2)
 
 
+@pytest.mark.slow  # one PK fit: about 40 s alone, minutes on the shared 2 cores (211 s measured)
 def test_quick_run_one_replicate(tmp_path):
     lines = []
     table, summary = coverage.main(

@@ -358,3 +358,19 @@ def test_profiles_on_the_sd_scale(linear, tmp_path):
     assert fig_log.axes[0].get_xlabel() == "log_var(theta0)"
     plt.close(fig_log)
     _reopen(fig, tmp_path / "profiles.png")
+
+
+def test_report_parameters_csv_carries_the_profile_intervals(linear, tmp_path):
+    from sknlme._report import write_report
+
+    _, X, pop = linear
+    write_report(pop, X, tmp_path, profile=True, calibration=False, n_simulations=50)
+    params = pd.read_csv(tmp_path / "parameters.csv", index_col=0).set_index("parameter")
+    prof = pd.read_csv(tmp_path / "profiles.csv", index_col=0).set_index("parameter")
+    for p in ("theta0", "theta1"):
+        assert params.loc[p, "profile_lower"] == pytest.approx(prof.loc[p, "lower"])
+        assert params.loc[p, "profile_upper"] == pytest.approx(prof.loc[p, "upper"])
+        sd = params.loc[f"SD({p})"]
+        ends = np.exp(prof.loc[f"log_var({p})", ["lower", "upper"]].to_numpy(float) / 2)
+        assert [sd.profile_lower, sd.profile_upper] == pytest.approx(ends)
+    assert "natural_profile_lower" in (tmp_path / "summary.txt").read_text()
