@@ -66,7 +66,8 @@ def fit(X, with_covariates, start):
         "sigma": float(np.exp(res.x[4 + k])),
         "loglik": -float(res.fun),
     }
-    out |= {f"{c}:log_CL": float(b) for c, b in zip(COVARIATES, res.x[1 : 1 + k])}
+    if k:
+        out |= {f"{c}:log_CL": b for c, b in zip(COVARIATES, res.x[1 : 1 + k], strict=True)}
     return {key: float(v) for key, v in out.items()}
 
 
