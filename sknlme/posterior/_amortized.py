@@ -75,6 +75,14 @@ default="deepset"
         coordinate (prior density below ``exp(-max_prior_sd**2 / 2)``, never
         seen in training) are artefacts of the flow's tails: they are redrawn,
         i.e. q is truncated to that box (see Notes). None keeps every draw.
+    censoring : float or array-like of shape (n_outputs,), default=None
+        Lower limits of quantification of the training simulations: a
+        simulated value below its output's limit becomes the limit, flagged
+        censored, as an ``LLOQ`` column marks the data (NaN: that output is
+        not censored). The network sees a censored indicator per value either
+        way; train with the study's limit so that it has seen censored values
+        like those it is given (:meth:`check_envelope` flags censored
+        individuals when it saw none). None: no censoring.
     on_outside : {"warn", "raise"}, default="warn"
         What :meth:`sample`, :meth:`transform` and :meth:`log_prob` do with
         individuals outside the training designs (:meth:`check_envelope`):
@@ -148,6 +156,7 @@ default="deepset"
         n_samples=100,
         callbacks=None,
         max_prior_sd=8.0,
+        censoring=None,
         on_outside="warn",
         random_state=None,
         verbose=0,
@@ -168,6 +177,7 @@ default="deepset"
         self.n_samples = n_samples
         self.callbacks = callbacks
         self.max_prior_sd = max_prior_sd
+        self.censoring = censoring
         self.on_outside = on_outside
         self.random_state = random_state
         self.verbose = verbose
@@ -206,7 +216,9 @@ default="deepset"
         self._check_params()
         rng = check_random_state(self.random_state)
         keras.utils.set_random_seed(int(rng.randint(2**31 - 1)))
-        chunks = training_chunks(self.model, X_sim, phi_sim, self.n_simulations, rng, self.verbose)
+        chunks = training_chunks(
+            self.model, X_sim, phi_sim, self.n_simulations, rng, self.verbose, self.censoring
+        )
         encoder = fit_encoder(chunks, self.model.prior_mean, self.model.prior_std)
         set_x, mask, cond, phi = encode_chunks(encoder, chunks)
         n = len(phi)
@@ -233,7 +245,7 @@ default="deepset"
         study = self.model.prepare(X, require_values=False)
         padded, cov = study.padded, study.simulator_covariates
         self._check_outside(study)
-        set_x, mask, cond = self.encoder_.encode(padded, cov)
+        set_x, mask, cond = self.encoder_.encode(padded, cov, list(study.ids))
         n_elements = mask.sum(1).astype(int)
         if self.summary_network is None:
             if set_x.shape[1] > self.set_size_:
