@@ -16,6 +16,7 @@ from sknlme.models import LinearCompartmental
 from sknlme.population import NLMEPopulationEstimator
 from sknlme.posterior import AmortizedPosterior, LaplacePosterior
 from sknlme.posterior._encoding import Encoder
+from sknlme.posterior._envelope import check_envelope
 
 TINY = dict(hidden_units=(8,), flow_depth=2, summary_dim=8, batch_size=64, random_state=0)
 TIMES = np.array([0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0])
@@ -102,16 +103,21 @@ def test_encoder_has_a_censored_channel(study):
     assert flagged.sum() == cens.sum()
     z_limit = (lloq - enc.state["value_mean"][0]) / enc.state["value_sd"][0]
     np.testing.assert_allclose(set_x[..., 1][flagged], z_limit, rtol=1e-5)
-    # an encoder saved before the channel keeps its layout and refuses censored data
+    # an encoder saved before the channel keeps its layout and reads censored
+    # values as missing (never as observed values at the limit)
     old = {k: v for k, v in enc.to_dict().items() if k != "censored_channel"}
     old_enc = Encoder.from_dict(old)
     assert old_enc.n_features == 1 + 2 + 3
-    with pytest.raises(ValueError, match=r"censored observations; this network was saved before"):
-        old_enc.encode(padded, np.zeros((len(values), 0)), ids=list(range(101, 141)))
-    with pytest.raises(ValueError, match=r"\(10[1-9]"):
-        old_enc.encode(padded, np.zeros((len(values), 0)), ids=list(range(101, 141)))
-    uncensored = padded.replace(values=values[..., None], censored=np.zeros_like(padded.censored))
-    assert old_enc.encode(uncensored, np.zeros((len(values), 0)))[0].shape[-1] == 6
+    no_cov = np.zeros((len(values), 0))
+    as_missing = padded.replace(
+        values=np.where(padded.censored, np.nan, padded.values),
+        censored=np.zeros_like(padded.censored),
+    )
+    for got, want in zip(
+        old_enc.encode(padded, no_cov), old_enc.encode(as_missing, no_cov), strict=True
+    ):
+        np.testing.assert_array_equal(got, want)
+    assert not np.array_equal(padded.values, as_missing.values)
 
 
 def test_training_censors_at_the_limit(trained, study):
@@ -125,6 +131,13 @@ def test_training_censors_at_the_limit(trained, study):
     table = without.check_envelope(X)
     assert table["censored"].sum() == (study[3].any(1)).sum()
     assert "censored values (trained on none" in table["reason"][table["censored"]].iloc[0]
+    study_padded = to_padded(X, n_outputs=1)
+    old = check_envelope({**without.envelope_}, study_padded, None, list(X.index), False)
+    assert "reads them as missing" in old["reason"][old["censored"]].iloc[0]
+    legacy = {k: v for k, v in without.envelope_.items() if k != "censored"}  # older files
+    assert check_envelope(legacy, study_padded, None, list(X.index))["censored"].equals(
+        table["censored"]
+    )
     draws = with_cens.sample(X, 5, random_state=0)
     assert draws.shape == (40, 5, 4) and np.isfinite(draws).all()
     # the censored training values sit exactly at the limit, as the data layer puts them

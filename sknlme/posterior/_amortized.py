@@ -245,7 +245,7 @@ default="deepset"
         study = self.model.prepare(X, require_values=False)
         padded, cov = study.padded, study.simulator_covariates
         self._check_outside(study)
-        set_x, mask, cond = self.encoder_.encode(padded, cov, list(study.ids))
+        set_x, mask, cond = self.encoder_.encode(padded, cov)
         n_elements = mask.sum(1).astype(int)
         if self.summary_network is None:
             if set_x.shape[1] > self.set_size_:

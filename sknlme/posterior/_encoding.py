@@ -15,7 +15,10 @@ A censored observation (below its limit, Beal's M3) is encoded as its limit
 1``: the limit is what the data say about the value (an upper bound), and it
 differs between studies, so masking the value would throw that away. Encoders
 saved before the censored channel (state without ``"censored_channel"``) keep
-the old layout without ``c_j`` and refuse censored data.
+the old layout without ``c_j`` and read censored values as missing (what they
+were trained to ignore) rather than as observed values at the limit; the
+envelope check names such individuals (:mod:`._envelope`), so a population fit
+falls back to their Laplace approximation.
 
 Elements are sorted by time (padding last), so sequence networks see a time
 series and set networks do not care. Direct conditions (not part of the set):
@@ -206,8 +209,8 @@ class Encoder:
         return len(self.state["cond_mean"])
 
     # ---------------------------------------------------------- inference
-    def encode(self, padded, covariates, ids=None):
-        """Network inputs of a padded population (``ids`` name individuals in errors).
+    def encode(self, padded, covariates):
+        """Network inputs of a padded population.
 
         Returns
         -------
@@ -223,14 +226,11 @@ class Encoder:
         vm = padded.value_mask()
         cens = padded.censored & vm
         if cens.any() and not self.censored_channel:
-            rows = np.flatnonzero(cens.any((1, 2)))
-            names = [repr(ids[i]) if ids is not None else f"row {i}" for i in rows[:5]]
-            raise ValueError(
-                f"{len(rows)} individuals ({', '.join(names)}"
-                f"{' ...' if len(rows) > 5 else ''}) have censored observations; this network "
-                "was saved before sknlme encoded censoring and would read them as observed "
-                "values: retrain it (AmortizedPosterior(censoring=...)) or use LaplacePosterior"
+            # the old layout has no indicator: a censored value enters as missing
+            padded = padded.replace(
+                values=np.where(cens, np.nan, padded.values), censored=np.zeros_like(cens)
             )
+            vm = padded.value_mask()
         z = (padded.values - np.asarray(s["value_mean"])) / np.asarray(s["value_sd"])
         obs = np.zeros((n, T, self.n_features), dtype=np.float32)
         obs[..., 0] = padded.times / s["t_scale"]

@@ -148,8 +148,12 @@ def _span(rng):
     return 0.0 if rng is None else rng[1] - rng[0]
 
 
-def check_envelope(envelope, padded, covariates, ids):
-    """Per-individual checks against ``envelope``: DataFrame (True = outside) and reasons."""
+def check_envelope(envelope, padded, covariates, ids, reads_censored=True):
+    """Per-individual checks against ``envelope``: DataFrame (True = outside) and reasons.
+
+    ``reads_censored`` False (a network without the censored channel) says in
+    the reason that its censored values are read as missing.
+    """
     e = envelope
     s = _statistics(padded, covariates)
     n = len(s["n_observations"])
@@ -246,13 +250,16 @@ def check_envelope(envelope, padded, covariates, ids):
     # envelopes recorded before censoring was: their networks never saw any
     cens_range = e.get("censored", [0.0, 0.0])
     cens = s["censored"]
+    note = "; retrain with AmortizedPosterior(censoring=)"
+    if not reads_censored:
+        note = "; this network predates censored inputs and reads them as missing" + note
     record(
         "censored",
         _outside(cens, cens_range, MARGIN * _span(cens_range)) if cens_range[1] > 0 else cens > 0,
         lambda i: (
             f"{cens[i]:.0%} censored values (trained on {_fmt(cens_range)})"
             if cens_range[1] > 0
-            else f"{cens[i]:.0%} censored values (trained on none; AmortizedPosterior(censoring=))"
+            else f"{cens[i]:.0%} censored values (trained on none{note})"
         ),
     )
     table = pd.DataFrame(out, index=pd.Index(ids, name="ID"))
@@ -280,7 +287,9 @@ def sampled_envelope(model, n=ENVELOPE_DESIGNS, seed=0):
     rng = check_random_state(seed)
     design, cov = model.sample_design(n, rng)
     phi = model.sample_prior(n, rng)
-    padded = design.replace(values=model.simulate_padded(phi, design, cov, rng))
+    values = model.simulate_padded(phi, design, cov, rng)
+    # uncensored, as those networks were trained (a resampled study's flags dropped)
+    padded = design.replace(values=values, censored=np.zeros(values.shape, bool))
     return design_envelope(padded, model.covariate_array(cov, n))
 
 
@@ -332,7 +341,11 @@ class EnvelopeChecks:
 
     def _envelope_table(self, study):
         return check_envelope(
-            self.envelope_, study.padded, study.simulator_covariates, list(study.ids)
+            self.envelope_,
+            study.padded,
+            study.simulator_covariates,
+            list(study.ids),
+            self.encoder_.censored_channel,
         )
 
     def _check_outside(self, study):
