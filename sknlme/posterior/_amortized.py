@@ -76,13 +76,11 @@ default="deepset"
         seen in training) are artefacts of the flow's tails: they are redrawn,
         i.e. q is truncated to that box (see Notes). None keeps every draw.
     censoring : float or array-like of shape (n_outputs,), default=None
-        Lower limits of quantification of the training simulations: a
-        simulated value below its output's limit becomes the limit, flagged
-        censored, as an ``LLOQ`` column marks the data (NaN: that output is
-        not censored). The network sees a censored indicator per value either
-        way; train with the study's limit so that it has seen censored values
-        like those it is given (:meth:`check_envelope` flags censored
-        individuals when it saw none). None: no censoring.
+        Lower limits of quantification (one, or one per output; NaN: none) of
+        the training simulations: a value below its limit becomes the limit,
+        flagged censored, as an ``LLOQ`` column marks data. The network sees a
+        censored indicator per value; :meth:`check_envelope` flags censored
+        individuals where it saw none. None: no censoring.
     on_outside : {"warn", "raise"}, default="warn"
         What :meth:`sample`, :meth:`transform` and :meth:`log_prob` do with
         individuals outside the training designs (:meth:`check_envelope`):
