@@ -76,11 +76,10 @@ default="deepset"
         seen in training) are artefacts of the flow's tails: they are redrawn,
         i.e. q is truncated to that box (see Notes). None keeps every draw.
     censoring : float or array-like of shape (n_outputs,), default=None
-        Lower limits of quantification (one, or one per output; NaN: none) of
-        the training simulations: a value below its limit becomes the limit,
-        flagged censored, as an ``LLOQ`` column marks data. The network sees a
-        censored indicator per value; :meth:`check_envelope` flags censored
-        individuals where it saw none. None: no censoring.
+        Lower limits of quantification of the training simulations (one, or
+        one per output; NaN or None: none): a value below its limit becomes the
+        limit, flagged censored, as an ``LLOQ`` column marks data (the network
+        sees a censored indicator; :meth:`check_envelope` flags censoring unseen).
     on_outside : {"warn", "raise"}, default="warn"
         What :meth:`sample`, :meth:`transform` and :meth:`log_prob` do with
         individuals outside the training designs (:meth:`check_envelope`):
