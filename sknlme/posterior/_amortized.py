@@ -75,6 +75,11 @@ default="deepset"
         coordinate (prior density below ``exp(-max_prior_sd**2 / 2)``, never
         seen in training) are artefacts of the flow's tails: they are redrawn,
         i.e. q is truncated to that box (see Notes). None keeps every draw.
+    censoring : float or array-like of shape (n_outputs,), default=None
+        Lower limits of quantification of the training simulations (one, or
+        one per output; NaN or None: none): a value below its limit becomes the
+        limit, flagged censored, as an ``LLOQ`` column marks data (the network
+        sees a censored indicator; :meth:`check_envelope` flags censoring unseen).
     on_outside : {"warn", "raise"}, default="warn"
         What :meth:`sample`, :meth:`transform` and :meth:`log_prob` do with
         individuals outside the training designs (:meth:`check_envelope`):
@@ -148,6 +153,7 @@ default="deepset"
         n_samples=100,
         callbacks=None,
         max_prior_sd=8.0,
+        censoring=None,
         on_outside="warn",
         random_state=None,
         verbose=0,
@@ -168,6 +174,7 @@ default="deepset"
         self.n_samples = n_samples
         self.callbacks = callbacks
         self.max_prior_sd = max_prior_sd
+        self.censoring = censoring
         self.on_outside = on_outside
         self.random_state = random_state
         self.verbose = verbose
@@ -206,7 +213,9 @@ default="deepset"
         self._check_params()
         rng = check_random_state(self.random_state)
         keras.utils.set_random_seed(int(rng.randint(2**31 - 1)))
-        chunks = training_chunks(self.model, X_sim, phi_sim, self.n_simulations, rng, self.verbose)
+        chunks = training_chunks(
+            self.model, X_sim, phi_sim, self.n_simulations, rng, self.verbose, self.censoring
+        )
         encoder = fit_encoder(chunks, self.model.prior_mean, self.model.prior_std)
         set_x, mask, cond, phi = encode_chunks(encoder, chunks)
         n = len(phi)

@@ -3,12 +3,22 @@
 Each individual becomes a *set* of elements, one per real observation time and
 one per dose event, never a bare sentinel value:
 
-* observation element: ``[t / t_scale, z_1..z_k, m_1..m_k, 1, 0, 0]`` with
-  ``z_j`` the standardised value of output ``j`` (0 where missing) and ``m_j``
-  its observed indicator;
-* dose element: ``[t / t_scale, 0.., 0.., 0, 1, a]`` with ``a`` the
+* observation element: ``[t / t_scale, z_1..z_k, m_1..m_k, c_1..c_k, 1, 0, 0]``
+  with ``z_j`` the standardised value of output ``j`` (0 where missing),
+  ``m_j`` its observed indicator and ``c_j`` its censored indicator;
+* dose element: ``[t / t_scale, 0.., 0.., 0.., 0, 1, a]`` with ``a`` the
   standardised log dose amount;
 * padded element: all zeros, and 0 in the padding mask.
+
+A censored observation (below its limit, Beal's M3) is encoded as its limit
+(its value in the data, see :mod:`sknlme.data`) with ``m_j = 1`` and ``c_j =
+1``: the limit is what the data say about the value (an upper bound), and it
+differs between studies, so masking the value would throw that away. Encoders
+saved before the censored channel (state without ``"censored_channel"``) keep
+the old layout without ``c_j`` and read censored values as missing (what they
+were trained to ignore) rather than as observed values at the limit; the
+envelope check names such individuals (:mod:`._envelope`), so a population fit
+falls back to their Laplace approximation.
 
 Elements are sorted by time (padding last), so sequence networks see a time
 series and set networks do not care. Direct conditions (not part of the set):
@@ -85,8 +95,12 @@ class Encoder:
         t_scale = float(times.max()) if times.size and times.max() > 0 else 1.0
         k = padded.n_outputs
         v_mean, v_sd = np.zeros(k), np.ones(k)
+        # standardised on the uncensored values: the limits of censored ones are
+        # one repeated number per study and would shrink the SD
+        seen = vm & ~padded.censored
         for j in range(k):
-            v_mean[j], v_sd[j] = _mean_sd(padded.values[..., j][vm[..., j]])
+            keep = seen[..., j] if seen[..., j].any() else vm[..., j]
+            v_mean[j], v_sd[j] = _mean_sd(padded.values[..., j][keep])
         a_mean, a_sd = _mean_sd(np.log(padded.dose_amounts[dm]))
         raw = cls._raw_conditions(padded, covariates)
         c_mean, c_sd = _mean_sd(raw)
@@ -107,6 +121,7 @@ class Encoder:
             "cov_max": covariates.max(0).tolist() if covariates.shape[1] else [],
             "param_mean": np.asarray(prior_mean, dtype=float).tolist(),
             "param_sd": np.asarray(prior_std, dtype=float).tolist(),
+            "censored_channel": True,
         }
         return cls(state)
 
@@ -180,7 +195,13 @@ class Encoder:
     @property
     def n_features(self):
         """Number of features of a set element."""
-        return 1 + 2 * self.state["n_outputs"] + 3
+        k = self.state["n_outputs"]
+        return 1 + (3 if self.censored_channel else 2) * k + 3
+
+    @property
+    def censored_channel(self):
+        """Whether set elements carry censored indicators (encoders fit since they do)."""
+        return bool(self.state.get("censored_channel", False))
 
     @property
     def n_conditions(self):
@@ -203,12 +224,21 @@ class Encoder:
         if k != s["n_outputs"]:
             raise ValueError(f"data have {k} outputs, the network was trained on {s['n_outputs']}")
         vm = padded.value_mask()
+        cens = padded.censored & vm
+        if cens.any() and not self.censored_channel:
+            # the old layout has no indicator: a censored value enters as missing
+            padded = padded.replace(
+                values=np.where(cens, np.nan, padded.values), censored=np.zeros_like(cens)
+            )
+            vm = padded.value_mask()
         z = (padded.values - np.asarray(s["value_mean"])) / np.asarray(s["value_sd"])
         obs = np.zeros((n, T, self.n_features), dtype=np.float32)
         obs[..., 0] = padded.times / s["t_scale"]
         obs[..., 1 : 1 + k] = np.where(vm, z, 0.0)
         obs[..., 1 + k : 1 + 2 * k] = vm
-        obs[..., 1 + 2 * k] = 1.0
+        if self.censored_channel:
+            obs[..., 1 + 2 * k : 1 + 3 * k] = cens
+        obs[..., -3] = 1.0
         obs[~padded.obs_mask] = 0.0
         dose = np.zeros((n, D, self.n_features), dtype=np.float32)
         dm = padded.dose_mask

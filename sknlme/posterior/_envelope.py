@@ -40,6 +40,7 @@ CHECKS = (
     "covariates",
     "values",
     "missing",
+    "censored",
 )
 
 
@@ -75,6 +76,7 @@ def _statistics(padded, covariates):
             )
     n_times = np.maximum(padded.obs_mask.sum(1) * k, 1)
     missing = 1.0 - vm.sum((1, 2)) / n_times
+    censored = (padded.censored & vm).sum((1, 2)) / np.maximum(vm.sum((1, 2)), 1)
     cov = np.asarray(covariates if covariates is not None else np.zeros((len(n_obs), 0)), float)
     return {
         "n_observations": n_obs,
@@ -89,6 +91,7 @@ def _statistics(padded, covariates):
         "value_min": v_min,
         "value_max": v_max,
         "missing": missing,
+        "censored": censored,
         "covariates": cov.reshape(len(n_obs), -1),
     }
 
@@ -119,6 +122,7 @@ def design_envelope(padded, covariates):
         "covariates": [_range(c) for c in s["covariates"].T],
         "values": values,
         "missing": _range(s["missing"]),
+        "censored": _range(s["censored"]),
     }
 
 
@@ -144,8 +148,12 @@ def _span(rng):
     return 0.0 if rng is None else rng[1] - rng[0]
 
 
-def check_envelope(envelope, padded, covariates, ids):
-    """Per-individual checks against ``envelope``: DataFrame (True = outside) and reasons."""
+def check_envelope(envelope, padded, covariates, ids, reads_censored=True):
+    """Per-individual checks against ``envelope``: DataFrame (True = outside) and reasons.
+
+    ``reads_censored`` False (a network without the censored channel) says in
+    the reason that its censored values are read as missing.
+    """
     e = envelope
     s = _statistics(padded, covariates)
     n = len(s["n_observations"])
@@ -239,6 +247,21 @@ def check_envelope(envelope, padded, covariates, ids):
         _outside(miss, e["missing"], 0.0),
         lambda i: f"{miss[i]:.0%} missing values (trained on {_fmt(e['missing'])})",
     )
+    # envelopes recorded before censoring was: their networks never saw any
+    cens_range = e.get("censored", [0.0, 0.0])
+    cens = s["censored"]
+    note = "; retrain with AmortizedPosterior(censoring=)"
+    if not reads_censored:
+        note = "; this network predates censored inputs and reads them as missing" + note
+    record(
+        "censored",
+        _outside(cens, cens_range, MARGIN * _span(cens_range)) if cens_range[1] > 0 else cens > 0,
+        lambda i: (
+            f"{cens[i]:.0%} censored values (trained on {_fmt(cens_range)})"
+            if cens_range[1] > 0
+            else f"{cens[i]:.0%} censored values (trained on none{note})"
+        ),
+    )
     table = pd.DataFrame(out, index=pd.Index(ids, name="ID"))
     table["reason"] = ["; ".join(w) for w in why]
     return table
@@ -264,7 +287,9 @@ def sampled_envelope(model, n=ENVELOPE_DESIGNS, seed=0):
     rng = check_random_state(seed)
     design, cov = model.sample_design(n, rng)
     phi = model.sample_prior(n, rng)
-    padded = design.replace(values=model.simulate_padded(phi, design, cov, rng))
+    values = model.simulate_padded(phi, design, cov, rng)
+    # uncensored, as those networks were trained (a resampled study's flags dropped)
+    padded = design.replace(values=values, censored=np.zeros(values.shape, bool))
     return design_envelope(padded, model.covariate_array(cov, n))
 
 
@@ -276,7 +301,8 @@ class EnvelopeChecks:
 
         Each individual's numbers of observations and doses, first and last
         observation times, median spacing, dose amounts and times, simulator
-        covariates, observed values and fraction of missing values are
+        covariates, observed values and fractions of missing and of censored
+        values are
         compared with their ranges over the training individuals
         (``envelope_``), widened by 10 % of each range (times: of the training
         time span); a count (observations, doses) must lie within its
@@ -301,7 +327,7 @@ class EnvelopeChecks:
         >>> X = load_theophylline()
         >>> table = post.check_envelope(X)
         >>> bool(table["n_observations"].any()), table.shape
-        (False, (12, 11))
+        (False, (12, 12))
         >>> from sknlme.data import IndividualRecords
         >>> keep = [0, 3, 6, 10]
         >>> X["records"] = [IndividualRecords(r.times[keep], r.values[keep], r.dose_times,
@@ -315,7 +341,11 @@ class EnvelopeChecks:
 
     def _envelope_table(self, study):
         return check_envelope(
-            self.envelope_, study.padded, study.simulator_covariates, list(study.ids)
+            self.envelope_,
+            study.padded,
+            study.simulator_covariates,
+            list(study.ids),
+            self.encoder_.censored_channel,
         )
 
     def _check_outside(self, study):

@@ -33,6 +33,7 @@ class Hyperparameters:
         "n_samples": [Interval(Integral, 1, None, closed="left")],
         "callbacks": [list, tuple, None],
         "max_prior_sd": [Interval(Real, 0, None, closed="neither"), None],
+        "censoring": [Real, "array-like", None],
         "on_outside": [StrOptions({"warn", "raise"})],
         "random_state": ["random_state"],
         "verbose": ["verbose"],

@@ -44,8 +44,48 @@ def drop_failed(chunks, source="simulations"):
     ]
 
 
-def simulate_rounds(model, n, rng, verbose=0):
+def censoring_limits(censoring, n_outputs):
+    """Per-output lower limits (NaN: no censoring) of ``censoring``, or None.
+
+    ``censoring`` is one limit for every output or one per output (NaN leaves
+    an output uncensored).
+    """
+    if censoring is None:
+        return None
+    limits = np.asarray(censoring, dtype=float).reshape(-1)
+    if limits.size == 1:
+        limits = np.repeat(limits, n_outputs)
+    if limits.shape != (n_outputs,):
+        raise ValueError(
+            f"censoring must be one limit or one per output ({n_outputs}), got {censoring!r}"
+        )
+    if np.isinf(limits).any():
+        raise ValueError(f"censoring limits must be finite (NaN: none), got {censoring!r}")
+    return limits
+
+
+def censor(padded, limits):
+    """``padded`` with values below ``limits`` censored as the data layer marks them.
+
+    A simulated value below its output's limit becomes the limit and is
+    flagged ``censored`` (as an LLOQ column does in :func:`sknlme.data.from_long`);
+    flags the design carried (the censored rows of a resampled study) are
+    replaced by those of the simulated values.
+    """
+    if limits is None:
+        return padded
+    vm = padded.value_mask()
+    with np.errstate(invalid="ignore"):
+        below = vm & (padded.values < limits)  # NaN limit: never below
+    values = np.where(below, limits, padded.values)
+    return padded.replace(values=values, censored=below)
+
+
+def simulate_rounds(model, n, rng, verbose=0, limits=None):
     """Simulate ``n`` individuals from the model's designs and prior, in rounds.
+
+    ``limits`` (per output, see :func:`censoring_limits`) censors the simulated
+    values; without them any censoring flags of the designs are dropped.
 
     Returns
     -------
@@ -61,7 +101,10 @@ def simulate_rounds(model, n, rng, verbose=0):
     for m in sizes:
         design, cov = model.sample_design(m, rng)
         phi = model.sample_prior(m, rng)
-        padded = design.replace(values=model.simulate_padded(phi, design, cov, rng))
+        values = model.simulate_padded(phi, design, cov, rng)
+        padded = censor(
+            design.replace(values=values, censored=np.zeros(values.shape, bool)), limits
+        )
         cov_arr = model.covariate_array(cov, m)
         chunks.append((padded, cov_arr, phi))
         if progress is not None:
@@ -71,17 +114,30 @@ def simulate_rounds(model, n, rng, verbose=0):
     return chunks
 
 
-def training_chunks(model, X_sim, phi_sim, n_simulations, rng, verbose=0):
-    """Training chunks: fresh simulations or checked presimulated ones, failures dropped."""
+def training_chunks(model, X_sim, phi_sim, n_simulations, rng, verbose=0, censoring=None):
+    """Training chunks: fresh simulations or checked presimulated ones, failures dropped.
+
+    ``censoring`` (see :func:`censoring_limits`) censors fresh and presimulated
+    values alike (presimulated ones keep censoring they already carry).
+    """
+    limits = censoring_limits(censoring, model.n_outputs)
     if X_sim is None:
         if phi_sim is not None:
             raise ValueError("phi_sim given without X_sim")
-        chunks = simulate_rounds(model, n_simulations, rng, verbose)
+        chunks = simulate_rounds(model, n_simulations, rng, verbose, limits)
     else:
         if phi_sim is None:
             raise ValueError("X_sim given without phi_sim (the true parameters)")
         chunks = presimulated(model, X_sim, phi_sim)
+        if limits is not None:
+            chunks = [(_censor_more(p, limits), c, phi) for p, c, phi in chunks]
     return drop_failed(chunks)
+
+
+def _censor_more(padded, limits):
+    """``censor`` keeping the censoring ``padded`` already has."""
+    out = censor(padded, limits)
+    return out.replace(censored=out.censored | (padded.censored & padded.value_mask()))
 
 
 def presimulated(model, X_sim, phi_sim):
