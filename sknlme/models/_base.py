@@ -16,10 +16,11 @@ class Model(TableMethods):
 
     A model knows its parameters (on an unconstrained scale, e.g. log scale for
     positive quantities), a training prior on that scale (normal
-    ``N(prior_mean, prior_cov)``; any other, e.g. a box, by :meth:`with_prior`), how to sample study designs (observation times, doses,
-    simulator covariates) and how to simulate data of many individuals at
-    once. Models with an explicit observation model also give the exact
-    log-likelihood :meth:`log_likelihood`.
+    ``N(prior_mean, prior_cov)``; another, e.g. a box, by :meth:`with_prior`),
+    how to sample study designs (observation times, doses, simulator
+    covariates) and how to simulate data of many individuals at once. Models
+    with an explicit observation model also give the exact log-likelihood
+    :meth:`log_likelihood`.
 
     Subclasses implement :meth:`_simulate` (and optionally :meth:`_predict` and
     :meth:`_log_likelihood`) and :meth:`sample_design`. The public methods
@@ -127,10 +128,9 @@ class Model(TableMethods):
         >>> model.prior, model.prior_mean, model.prior_cov
         (UniformPrior(low=[-3.0], high=[3.0]), array([0.]), array([[3.]]))
         """
-        if not callable(getattr(prior, "log_density", None)) or prior.mean.shape != (
-            self.n_params,
-        ):
-            raise ValueError(f"prior must be a prior over {self.n_params} parameters, got {prior!r}")
+        d = self.n_params
+        if not callable(getattr(prior, "log_density", None)) or prior.mean.shape != (d,):
+            raise ValueError(f"prior must be a prior over {d} parameters, got {prior!r}")
         new = copy.copy(self)
         new.prior_mean, new.prior_cov = prior.mean.copy(), prior.cov.copy()
         new._prior = None if prior.kind == "normal" else copy.deepcopy(prior)
