@@ -237,3 +237,31 @@ def test_trained_normal_and_box_prior_networks_give_the_same_estimates():
     x_a = np.r_[a.fixed_effects_, np.log(a.random_effects_**2)]
     x_b = np.r_[b.fixed_effects_, np.log(b.random_effects_**2)]
     assert np.all(np.abs(x_a - x_b) < se.to_numpy())
+
+
+class _ShiftedPosterior:
+    """Exact box-posterior draws, individual 0's moved out of the box."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def sample(self, X, n, random_state=None):
+        draws = _box_posterior_draws(self.model, X, n, seed=0)
+        draws[0] += 10.0
+        return draws
+
+
+def test_individual_without_a_draw_in_the_box_falls_back_or_raises():
+    model = _uniform_model()
+    X, _ = model.simulate(4, random_state=0)
+    study = model.prepare(X)
+    post = _ShiftedPosterior(model)
+    with pytest.warns(RuntimeWarning, match="25.00% of the network's draws"):
+        with pytest.raises(ValueError, match=r"no posterior draw of individual 1 lies in"):
+            sample_with_fallback(post, model, study, 50, 0, "warn")
+    with pytest.warns(RuntimeWarning, match="25.00% of the network's draws"):
+        samples, offsets, fb = sample_with_fallback(post, model, study, 50, 0, "fallback")
+    assert list(fb.rows) == [0] and "no draw in the prior's support" in fb.table["reason"].iloc[0]
+    # the Laplace draws of individual 0 sit at its likelihood, inside the box again
+    mean, _ = _likelihood_gaussian(model, X)
+    assert np.allclose(samples[0].mean(0), mean[0], atol=0.3) and np.isfinite(offsets).all()
