@@ -225,8 +225,8 @@ def sample_with_fallback(posterior, model, study, n_samples, seed, on_outside, f
     nonfinite = ~np.all(np.isfinite(samples), axis=(1, 2))
     why = np.array([""] * len(study), dtype=object) if reasons is None else reasons.astype(object)
     why[nonfinite] = [(w + "; " if w else "") + "non-finite network draws" for w in why[nonfinite]]
-    prior = model.prior
-    if prior.kind != "normal":  # a flow's draws can leave a box prior: zero weight there
+    prior = getattr(model, "prior", None)  # None (duck-typed model): prior_mean, prior_cov
+    if prior is not None and prior.kind != "normal":  # a flow's draws can leave a box
         inside = np.isfinite(prior.log_density(samples))
         none_in = ~inside.any(axis=1) & ~nonfinite
         why[none_in] = [
@@ -262,7 +262,7 @@ def sample_with_fallback(posterior, model, study, n_samples, seed, on_outside, f
     elif nonfinite.any():
         i = np.flatnonzero(nonfinite)[0]
         raise ValueError(f"posterior draws of individual {study.ids[i]!r} are not finite")
-    offsets = amortized_offsets(samples, prior=model.prior)
+    offsets = amortized_offsets(samples, model.prior_mean, model.prior_cov, prior=prior)
     if fallback.rows.size:  # their draws are of the posterior under the wider prior
         cov = np.asarray(model.prior_cov, dtype=float)
         offsets[fallback.rows] = amortized_offsets(
