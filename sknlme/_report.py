@@ -154,6 +154,24 @@ def _savefig(fig, path, written):
     written.append(path)
 
 
+def _calibration_simulations(model, X, n, random_state):
+    """``n`` simulations for the calibration check, on the model's designs if it has any.
+
+    A model rebuilt from a saved network (e.g. a ``FunctionModel`` trained on a
+    study's designs) may have no design distribution; the fitted data's designs,
+    resampled with their covariates, then stand in.
+    """
+    from sklearn.utils import check_random_state
+
+    try:
+        model.sample_design(1, random_state=0)
+    except (NotImplementedError, ValueError):
+        rows = check_random_state(random_state).randint(0, len(X), size=n)
+        design = X.iloc[rows].reset_index(drop=True)
+        return model.simulate(design=design, random_state=random_state)
+    return model.simulate(n, random_state=random_state)
+
+
 def write_report(
     estimator,
     X,
@@ -170,7 +188,8 @@ def write_report(
 
     Files written to ``out_dir``: ``estimates.csv`` (the summary table),
     ``individual_estimates.csv`` (``predict(X)``), the pharmacometric tables
-    ``parameters.csv`` (``parameter_table``: both scales), ``correlation.csv``
+    ``parameters.csv`` (``parameter_table``: both scales, with the profile
+    intervals when ``profile``), ``correlation.csv``
     (of the estimates), ``observations.csv`` (``observation_table``: PRED,
     IPRED, IWRES, WRES, CWRES, NPDE), ``individuals.csv``
     (``individual_table``), ``shrinkage.csv``, ``summary.txt`` (with OFV,
@@ -178,7 +197,7 @@ def write_report(
     figures (see :doc:`/user_guide/diagnostics`): ``gof.png`` (goodness-of-fit
     panel), ``individual_fits.png`` (IPRED and PRED), ``observed_vs_predicted.png``,
     ``vpc.png`` (nominal-time bins), ``pcvpc.png`` (prediction-corrected, when
-    every PRED is non-negative and no observation is censored),
+    every PRED is non-negative; censoring-aware),
     ``eta_covariates.png`` (when the data have covariates), ``profiles.png``
     (when ``profile``) and ``calibration.png`` (when ``calibration``: posterior
     calibration on fresh simulations of the model).
@@ -248,6 +267,12 @@ def write_report(
     phi_hat = estimator.predict(X)
     phi_hat.to_csv(out / "individual_estimates.csv")
     written.append(out / "individual_estimates.csv")
+    profile_table = None
+    if profile:  # first: parameters.csv then carries the profile intervals
+        profile_table = estimator.profile()
+        profile_table.to_csv(out / "profiles.csv")
+        written.append(out / "profiles.csv")
+        _savefig(plotting.plot_profiles(estimator), out / "profiles.png", written)
     params = estimator.parameter_table()
     observations = estimator.observation_table(X, n_simulations, random_state)
     tables = {
@@ -279,8 +304,7 @@ def write_report(
     )
     vpc = {"n_replicates": 200, "units": units, "random_state": random_state}
     _savefig(plotting.plot_vpc(model, X, means, cov, **vpc), out / "vpc.png", written)
-    censored = model.prepare(X, require_values=False).padded.censored.any()
-    if (observations["PRED"] >= 0).all() and not censored:
+    if (observations["PRED"] >= 0).all():  # censored data too: censoring-aware pcVPC
         _savefig(
             plotting.plot_vpc(model, X, means, cov, pred_corrected=True, **vpc),
             out / "pcvpc.png",
@@ -299,14 +323,8 @@ def write_report(
             out / "eta_covariates.png",
             written,
         )
-    profile_table = None
-    if profile:
-        profile_table = estimator.profile()
-        profile_table.to_csv(out / "profiles.csv")
-        written.append(out / "profiles.csv")
-        _savefig(plotting.plot_profiles(estimator), out / "profiles.png", written)
     if calibration:
-        X_val, phi_val = model.simulate(200, random_state=random_state)
+        X_val, phi_val = _calibration_simulations(model, X, 200, random_state)
         _savefig(
             plotting.plot_calibration_ecdf(
                 posterior.sample(X_val, 100, random_state=random_state),
@@ -341,6 +359,7 @@ def write_report(
                 "natural_ci_lower",
                 "natural_ci_upper",
             ]
+            + (["natural_profile_lower", "natural_profile_upper"] if profile else [])
         ].to_string(float_format=lambda v: f"{v:.4g}"),
         "",
         "Shrinkage (SD-based, %):",

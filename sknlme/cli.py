@@ -52,13 +52,58 @@ def _parse_covariates(text):
     }
 
 
+def _parse_pairs(text, option, parse):
+    """``"A=1,B=2"`` -> ``{"A": parse("1"), ...}``; ValueError naming the bad item."""
+    if not text:
+        return None
+    out = {}
+    for item in text.split(","):
+        name, sep, value = (p.strip() for p in item.partition("="))
+        try:
+            if not (sep and name):
+                raise ValueError
+            out[name] = parse(value)
+        except ValueError:
+            raise ValueError(f"{option}: expected {_PAIR_FORMS[option]}, got {item!r}") from None
+    return out
+
+
+def _number(text):
+    value = float(text)
+    if value != value:  # NaN
+        raise ValueError
+    return value
+
+
+def _interval(text):
+    lo, sep, hi = text.partition(":")
+    lo, hi = _number(lo), _number(hi) if sep else float("nan")
+    if not lo < hi:
+        raise ValueError
+    return (lo, hi)
+
+
+_PAIR_FORMS = {"--fixed": "NAME=VALUE", "--bounds": "NAME=LO:HI with LO < HI"}
+
+
 def _load_posterior(model_name, path):
+    """The saved posterior at ``path`` (its model checked against ``model_name``),
+    or the shipped network of the built-in ``model_name``."""
     from .datasets import pretrained
+    from .models import load_model
     from .posterior import AmortizedPosterior
 
-    if path:
+    if not path:
+        if not model_name:
+            raise ValueError("give --model (a built-in model) or --posterior (a saved network)")
+        return pretrained(model_name)
+    if not model_name:
         return AmortizedPosterior.load(path)
-    return pretrained(model_name)
+    model = load_model(model_name)
+    post = AmortizedPosterior.load(path, model=model)  # checks parameters and prior
+    if type(post.model) is not type(model) or post.model.name != model.name:
+        raise ValueError(f"--model {model_name} disagrees with {path}'s model {post.model!r}")
+    return post
 
 
 def _network_provenance(model_name, path):
@@ -80,12 +125,17 @@ def _fit_and_report(X, posterior, args, random_effects=None, provenance=None):
     from ._report import describe_loglik, describe_starts, write_report
     from .population import NLMEPopulationEstimator
 
+    if args.n_samples < 1:
+        raise ValueError(f"--n-samples must be positive, got {args.n_samples}")
     start = time.perf_counter()
     est = NLMEPopulationEstimator(
         FrozenEstimator(posterior),
         covariance=args.covariance,
         random_effects=random_effects,
         covariates=_parse_covariates(args.covariates),
+        fixed=_parse_pairs(args.fixed, "--fixed", _number),
+        bounds=_parse_pairs(args.bounds, "--bounds", _interval),
+        n_samples=args.n_samples,
         likelihood=args.likelihood,
         n_starts=args.n_starts,
         random_state=args.random_state,
@@ -131,6 +181,9 @@ def _add_fit_options(p):
         choices=["auto", "amortized", "importance"],
         help="auto: importance where the model has a likelihood, else amortized",
     )
+    p.add_argument("--fixed", default=None, help="NAME=VALUE items held fixed, e.g. beta_x=0")
+    p.add_argument("--bounds", default=None, help="NAME=LO:HI items of optimiser bounds")
+    p.add_argument("--n-samples", type=int, default=100, help="posterior draws per individual")
     p.add_argument("--n-starts", type=int, default=10)
     p.add_argument("--random-state", type=int, default=0)
     p.add_argument("--no-profile", action="store_true", help="skip profile likelihoods")
@@ -174,10 +227,19 @@ def _cmd_fit(args):
 
 
 def _cmd_train(args):
-    from .models import get_model
+    from .data import read_nonmem
+    from .models import load_model
     from .posterior import AmortizedPosterior
 
-    model = get_model(args.model)
+    if args.design:
+        if not os.path.isfile(args.design):
+            raise FileNotFoundError(f"no design file {args.design!r}")
+        # the simulator's covariates are read with the designs (a model without designs
+        # names them); the factory then gets the study: design=X
+        columns = list(load_model(args.model).covariate_names)
+        model = load_model(args.model, design=read_nonmem(args.design, covariates=columns))
+    else:
+        model = load_model(args.model)
     post = AmortizedPosterior(
         model,
         summary_network=args.summary_network,
@@ -188,7 +250,7 @@ def _cmd_train(args):
         verbose=1,
     ).fit()
     post.save(args.out)
-    print(f"saved posterior for {args.model} to {args.out}")
+    print(f"saved posterior for {model.name} to {args.out}")
     return post
 
 
@@ -220,7 +282,11 @@ def build_parser():
 
     fit = sub.add_parser("fit", help="fit a NONMEM-style data file")
     fit.add_argument("data", help="NONMEM-style CSV (ID, TIME, DV, AMT, EVID, ...)")
-    fit.add_argument("--model", required=True, help="built-in model name")
+    fit.add_argument(
+        "--model",
+        default=None,
+        help="built-in model name or module:Class (optional with --posterior: its model)",
+    )
     fit.add_argument("--posterior", default=None, help="saved posterior (default: shipped one)")
     fit.add_argument("--random-effects", default=None, help="parameters with random effects")
     fit.add_argument("--out", default="sknlme-fit", help="report folder ('' for none)")
@@ -228,7 +294,12 @@ def build_parser():
     fit.set_defaults(func=_cmd_fit)
 
     train = sub.add_parser("train", help="train and save a posterior network")
-    train.add_argument("model", help="built-in model name")
+    train.add_argument("model", help="built-in model name, or module:Class / module:factory")
+    train.add_argument(
+        "--design",
+        default=None,
+        help="NONMEM-style CSV whose designs (times, doses, covariates) training resamples",
+    )
     train.add_argument("--out", required=True, help="file to save the posterior to")
     train.add_argument(
         "--summary-network",

@@ -236,9 +236,70 @@ def test_vpc_censoring_aware(tmp_path):
     y = np.asarray(lower.get_ydata(), dtype=float)
     assert np.isnan(y).any()  # the 5 % quantile at 0 h and 0.25 h lies among censored values
     assert np.all(np.isnan(y) | (y > lloq))  # no quantile drawn inside the censored region
+    assert len(fig.axes) == 2  # the VPC and, below it, the fraction BLQ per bin
     _reopen(fig, tmp_path / "vpc_cens.png")
-    with pytest.raises(ValueError, match="censored"):
-        plot_vpc(model, X_c, mean, np.eye(4) * 0.01, n_replicates=5, pred_corrected=True)
+
+
+def _hand_quantile(values, censored, q):
+    """numpy's linear quantile with censored values ranked lowest; NaN if one is used."""
+    order = np.r_[np.full(censored.sum(), -np.inf), np.sort(values[~censored])]
+    h = (len(order) - 1) * q
+    lo, frac = int(np.floor(h)), h - np.floor(h)
+    used = [lo] + ([lo + 1] if frac > 0 else [])
+    if np.isinf(order[used]).any():
+        return np.nan
+    return order[lo] + frac * (order[used[-1]] - order[lo])
+
+
+def test_pcvpc_censoring_aware_against_hand_computation(tmp_path):
+    """pcVPC of theophylline censored below 2 mg/L: quantiles and fraction BLQ by hand."""
+    model = LinearCompartmental(1, "oral")
+    X = load_theophylline()
+    lloq = 2.0
+    records = []
+    for r in X["records"]:
+        cens = np.isfinite(r.values) & (r.values < lloq)
+        records.append(dataclasses.replace(r, values=np.where(cens, lloq, r.values), censored=cens))
+    X_c = X.assign(records=records)
+    before = [r.values.copy() for r in X_c["records"]]
+    mean = np.log([0.04, 0.5, 1.5, 0.7])
+    q = (0.05, 0.5, 0.95)
+    fig = plot_vpc(model, X_c, mean, np.diag([0.05, 0.02, 0.3, 1e-6]), n_replicates=40,
+                   n_bins=6, quantiles=q, pred_corrected=True, random_state=0)  # fmt: skip
+    assert all(np.array_equal(a, r.values) for a, r in zip(before, X_c["records"], strict=True))
+    path = tmp_path / "pcvpc_cens.png"
+    fig.savefig(path)
+    assert plt.imread(path).shape[0] > 0  # the image opens
+    ax, blq_ax = fig.axes[0], fig.axes[1]
+    assert "Prediction-corrected" in ax.get_title() and blq_ax.get_ylabel() == "fraction BLQ"
+
+    # the hand computation: nominal bins, PRED_bin / PRED on quantified values only
+    study = model.prepare(X_c, require_values=False)
+    pad = study.padded
+    obs, m = pad.values[..., 0], pad.obs_mask & np.isfinite(pad.values[..., 0])
+    cens = pad.censored[..., 0] & m
+    pred = model.predict(np.tile(mean, (len(X_c), 1)), study)[..., 0]
+    labels = nominal_time_bins(pad.times[m], 6)
+    median_q, lower_q, frac = [], [], []
+    for b in range(6):
+        v, c, p = obs[m][labels == b], cens[m][labels == b], pred[m][labels == b]
+        pb = np.median(p)  # PRED 0 (dose time) in a bin of PRED 0: factor 1, else dropped
+        factor = np.where(p > 0, pb / np.where(p > 0, p, 1), 1.0 if pb == 0 else np.nan)
+        v, c = v[np.isfinite(factor)], c[np.isfinite(factor)]
+        corrected = v * factor[np.isfinite(factor)]
+        median_q.append(_hand_quantile(corrected, c, 0.5))
+        lower_q.append(_hand_quantile(corrected, c, 0.05))
+        frac.append(c.mean())
+    lines = {ln.get_label(): ln for ln in ax.lines}
+    np.testing.assert_allclose(lines["observed median"].get_ydata(), median_q, rtol=1e-12)
+    drawn_lower = [ln for ln in ax.lines if ln.get_label() == "observed outer quantiles"][0]
+    np.testing.assert_allclose(drawn_lower.get_ydata(), lower_q, rtol=1e-12)
+    # 0 h and late bins are mostly BLQ: their 5 % quantiles are not identifiable
+    assert np.isnan(lower_q).sum() >= 2 and not np.isnan(median_q[2])
+    observed_blq = next(ln for ln in blq_ax.lines if ln.get_label() == "observed fraction BLQ")
+    np.testing.assert_allclose(observed_blq.get_ydata(), frac, rtol=1e-12)
+    assert "LLOQ" not in [t.get_text() for t in ax.get_legend().get_texts()]
+    plt.close(fig)
 
 
 def test_eta_covariates(theo, tmp_path):
@@ -297,3 +358,19 @@ def test_profiles_on_the_sd_scale(linear, tmp_path):
     assert fig_log.axes[0].get_xlabel() == "log_var(theta0)"
     plt.close(fig_log)
     _reopen(fig, tmp_path / "profiles.png")
+
+
+def test_report_parameters_csv_carries_the_profile_intervals(linear, tmp_path):
+    from sknlme._report import write_report
+
+    _, X, pop = linear
+    write_report(pop, X, tmp_path, profile=True, calibration=False, n_simulations=50)
+    params = pd.read_csv(tmp_path / "parameters.csv", index_col=0).set_index("parameter")
+    prof = pd.read_csv(tmp_path / "profiles.csv", index_col=0).set_index("parameter")
+    for p in ("theta0", "theta1"):
+        assert params.loc[p, "profile_lower"] == pytest.approx(prof.loc[p, "lower"])
+        assert params.loc[p, "profile_upper"] == pytest.approx(prof.loc[p, "upper"])
+        sd = params.loc[f"SD({p})"]
+        ends = np.exp(prof.loc[f"log_var({p})", ["lower", "upper"]].to_numpy(float) / 2)
+        assert [sd.profile_lower, sd.profile_upper] == pytest.approx(ends)
+    assert "natural_profile_lower" in (tmp_path / "summary.txt").read_text()

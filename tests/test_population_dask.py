@@ -56,6 +56,7 @@ def test_row_blocks_on_a_client_cover_every_individual_once(client):
     blocks = shards.blocks(11, 100)
     assert len(blocks) == 4  # twice the 2 worker threads
     np.testing.assert_array_equal(np.concatenate(blocks), np.arange(11))
+
     class Rows:
         values = np.arange(11.0)
 

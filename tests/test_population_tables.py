@@ -113,3 +113,79 @@ def test_ofv_and_bic_use_the_number_of_observations():
     # R: BIC(fit) = -2 logLik + k log(nobs), nobs = observations (60), not individuals (12)
     assert attrs["bic"] == pytest.approx(attrs["ofv"] + 2 * np.log(60))
     assert attrs["aic"] == pytest.approx(attrs["ofv"] + 2 * 2)
+
+
+def _bracket(prof_result, names, name, end):
+    """Distance between the two profile points around an interval end (its uncertainty)."""
+    j = names.index(name)
+    prof = prof_result.profile_result.list[-1][j]
+    xs = np.sort(np.asarray(prof.x_path)[j])
+    k = np.searchsorted(xs, end)
+    return xs[min(k, len(xs) - 1)] - xs[max(k - 1, 0)]
+
+
+def test_profile_intervals_against_closed_form(fit):
+    """Normal centres with draws 0.01 around them: the profile likelihood is known.
+
+    The objective is, up to terms of order w^2 (w = within-individual draw
+    variance, ~1e-4), that of n iid normals c_i with variance psi + w. Profiling
+    the mean m gives -n/2 log(s2 + (cbar - m)^2) (s2 the MLE variance of the c_i),
+    so the 95 % ends are cbar +- sqrt(s2 (exp(q / n) - 1)), q = chi2_1(0.95).
+    Profiling v = log psi gives n (u - 1 - log u) = q with u = s2 / (exp(v) + w).
+    pyPESTO's ends interpolate the ratio linearly between path points, so each
+    must lie within the spacing of the two points around it.
+    """
+    from scipy.optimize import brentq
+    from scipy.stats import chi2
+
+    prof = fit.profile(["log_Cl", "log_var(log_Cl)"])
+    table = parameter_table(fit, profile=prof).set_index("parameter")
+    rng = np.random.default_rng(0)  # the draws of lognormal_fit(), as it makes them
+    centre = np.array([LOG_CL, 5.0]) + np.array([OMEGA, 1.0]) * rng.standard_normal((200, 2))
+    phi = centre[:, None, :] + 0.01 * rng.standard_normal((200, 40, 2))
+    c = np.asarray(phi)[:, :, 0].mean(axis=1)
+    w = np.asarray(phi)[:, :, 0].var(axis=1).mean()
+    n, q = len(c), chi2.ppf(0.95, 1)
+    s2 = c.var()
+    half = np.sqrt(s2 * np.expm1(q / n))
+    row = table.loc["log_Cl"]
+    names = list(fit.x_names)
+    for end, exact in [(row.profile_lower, c.mean() - half), (row.profile_upper, c.mean() + half)]:
+        assert abs(end - exact) <= _bracket(prof.result, names, "log_Cl", end) + 1e-9
+    assert row.natural_profile_lower == pytest.approx(np.exp(row.profile_lower))
+
+    def lr(v):
+        u = s2 / (np.exp(v) + w)
+        return n * (u - 1 - np.log(u)) - q
+
+    v_hat = np.log(s2 - w)
+    v_ends = [brentq(lr, v_hat - 2, v_hat), brentq(lr, v_hat, v_hat + 2)]
+    sd = table.loc["SD(log_Cl)"]
+    raw = prof.table.set_index("parameter").loc["log_var(log_Cl)"]
+    for end, exact in zip([raw.lower, raw.upper], v_ends, strict=True):
+        assert abs(end - exact) <= _bracket(prof.result, names, "log_var(log_Cl)", end) + 1e-9
+    # invariance: SD, variance and CV % ends are the log-variance ends transformed
+    assert sd.profile_lower == pytest.approx(np.exp(raw.lower / 2))
+    assert sd.profile_upper == pytest.approx(np.exp(raw.upper / 2))
+    var = table.loc["Var(log_Cl)"]
+    assert (var.profile_lower, var.profile_upper) == pytest.approx(np.exp([raw.lower, raw.upper]))
+    assert sd.natural_profile_upper == pytest.approx(lognormal_cv(sd.profile_upper)[0])
+    # V was not profiled: NaN, as are all profile columns without profiles
+    assert np.isnan(table.loc["V", "profile_lower"])
+    assert parameter_table(fit)["profile_lower"].isna().all()
+
+
+def test_profile_table_forms_and_levels(fit):
+    from sknlme.population import profile_intervals
+
+    prof = fit.profile(["log_Cl"])
+    by_table = parameter_table(fit, profile=prof.table)
+    by_result = parameter_table(fit, profile=prof.result)
+    np.testing.assert_array_equal(by_table.profile_lower, by_result.profile_lower)
+    narrow = profile_intervals(prof.result, fit.x_names, fit.x, 0.5).iloc[0]
+    wide = prof.table.iloc[0]
+    assert wide.lower < narrow.lower < fit.x[0] < narrow.upper < wide.upper
+    with pytest.raises(ValueError, match="not free parameters"):
+        parameter_table(fit, profile=prof.table.assign(parameter="CL"))
+    with pytest.raises(TypeError, match="profile must be"):
+        parameter_table(fit, profile=[1, 2])

@@ -11,7 +11,7 @@ from ._mrna_sde import MRNATransfectionSDE
 from ._one_compartment import OneCompartmentOral
 from ._parent_metabolite import ParentMetabolite
 from ._prior import NormalPrior, UniformPrior, prior_from_dict
-from ._registry import get_model, model_names
+from ._registry import get_model, load_model, model_names
 
 __all__ = [
     "ErrorModel",
@@ -27,6 +27,7 @@ __all__ = [
     "ParentMetabolite",
     "UniformPrior",
     "get_model",
+    "load_model",
     "model_names",
     "prior_from_dict",
 ]

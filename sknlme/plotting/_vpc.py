@@ -13,9 +13,14 @@ simulated values are multiplied by ``PRED_bin / PRED`` (``PRED_bin``: median
 PRED of the bin and stratum), so that differences in dose and covariates do
 not widen the bands.
 
-Censoring: where observations are censored (``records.censored``), simulated
-values below the limit (the largest censored limit) are censored the same way,
-and quantiles at or below the limit are not drawn (as the vpc package does).
+Censoring: where observations are censored (``records.censored``), the limit
+is the largest censored limit; observed values below it and simulated values
+below it are censored the same way. Censored values rank below every
+quantified value, and a quantile that depends on one is not identifiable and
+not drawn (:func:`censored_quantiles`, as the vpc package and PsN do); the
+status is decided before prediction correction, which rescales quantified
+values only, so the pcVPC handles censoring too. A second row of panels
+shows the observed fraction BLQ per bin against its simulated 90 % interval.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import pandas as pd
 from sklearn.utils import check_random_state
 
 from ._units import axis_label
+from ._vpc_stats import blq_fraction_band, censored_quantiles, simulated_bands
 
 __all__ = ["nominal_time_bins", "plot_vpc"]
 
@@ -168,7 +174,9 @@ def plot_vpc(
     Returns
     -------
     matplotlib.figure.Figure
-        One axes per stratum.
+        One axes per stratum; with censored observations a second row, one
+        axes per stratum, of the fraction BLQ per bin (observed line,
+        simulated median and 90 % interval).
 
     Examples
     --------
@@ -207,8 +215,10 @@ def plot_vpc(
     mask = padded.obs_mask & np.isfinite(obs)
     cens = padded.censored[..., output] & mask
     lloq = float(obs[cens].max()) if cens.any() else None
-    if lloq is not None:
-        sims = np.maximum(sims, lloq)  # censored like the data: at the limit
+    # censoring status on the uncorrected scale (module notes); NaN sims are no BLQ
+    obs_blq = cens | (mask & (obs < lloq)) if lloq is not None else np.zeros_like(mask)
+    with np.errstate(invalid="ignore"):
+        sim_blq = sims < lloq if lloq is not None else np.zeros(sims.shape, bool)
     strata, names = _strata(X, stratify, n)
     strata = np.broadcast_to(strata[:, None], mask.shape)
 
@@ -225,8 +235,6 @@ def plot_vpc(
     bins[mask] = labels
 
     if pred_corrected:
-        if lloq is not None:
-            raise ValueError("pred_corrected=True with censored observations is not supported")
         pred = model.predict(mean, study)[..., output]
         factor = np.full(mask.shape, np.nan)
         for s in range(len(names)):
@@ -242,27 +250,38 @@ def plot_vpc(
         sims = sims * factor[None]
         mask = mask & np.isfinite(factor)
     if lower_bound == "auto":
-        lower_bound = 0.0 if (obs[mask] >= 0).all() else None
+        lower_bound = 0.0 if (obs[mask & ~obs_blq] >= 0).all() else None
 
-    fig, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 4), squeeze=False, sharey=True)
+    n_rows = 1 if lloq is None else 2
+    fig, grid = plt.subplots(
+        n_rows,
+        len(names),
+        figsize=(6 * len(names), 4 + 2 * (n_rows - 1)),
+        squeeze=False,
+        sharey="row",
+        height_ratios=[2, 1][:n_rows],
+    )
+    axes = grid[:1]
     kind = "Prediction-corrected VPC" if pred_corrected else "Visual predictive check"
     for s, (ax, name) in enumerate(zip(axes.flat, names, strict=True)):
-        centers, obs_q, sim_q = [], [], []
+        centers, obs_q, sim_q, obs_f, sim_f = [], [], [], [], []
         for b in np.unique(labels):
             sel = mask & (bins == b) & (strata == s)
             if not sel.any():
                 continue
             centers.append(np.median(padded.times[sel]))
-            obs_q.append(np.quantile(obs[sel], quantiles))
-            per_rep = np.quantile(sims[:, sel], quantiles, axis=1)  # (q, rep)
-            sim_q.append(np.quantile(per_rep, [0.05, 0.5, 0.95], axis=1))  # (3, q)
+            obs_q.append(censored_quantiles(obs[sel], obs_blq[sel], quantiles))
+            per_rep = censored_quantiles(sims[:, sel], sim_blq[:, sel], quantiles)  # (rep, q)
+            sim_q.append(simulated_bands(per_rep))  # (3, q)
+            obs_f.append(obs_blq[sel].mean())
+            sim_f.append(blq_fraction_band(sim_blq[:, sel]))
         centers, obs_q, sim_q = np.array(centers), np.array(obs_q), np.array(sim_q)
         if lower_bound is not None:
             obs_q, sim_q = np.maximum(obs_q, lower_bound), np.maximum(sim_q, lower_bound)
-        if lloq is not None:  # quantiles inside the censored region are not drawn
-            obs_q = np.where(obs_q <= lloq, np.nan, obs_q)
-            sim_q = np.where(sim_q <= lloq, np.nan, sim_q)
-            ax.axhline(lloq, color="0.3", ls=":", lw=1, label="LLOQ")
+        if lloq is not None:
+            if not pred_corrected:  # the pcVPC corrects limits per value: no single line
+                ax.axhline(lloq, color="0.3", ls=":", lw=1, label="LLOQ")
+            _blq_panel(grid[1, s], centers, np.array(obs_f), np.array(sim_f), units)
         sel = mask & (strata == s)
         ax.plot(
             padded.times[sel & ~cens],
@@ -273,7 +292,7 @@ def plot_vpc(
             alpha=0.6,
             label="observed",
         )
-        if (sel & cens).any():
+        if (sel & cens).any() and not pred_corrected:
             ax.plot(
                 padded.times[sel & cens],
                 obs[sel & cens],
@@ -312,3 +331,16 @@ def plot_vpc(
     axes.flat[0].legend(fontsize=7, loc="best")
     fig.tight_layout()
     return fig
+
+
+def _blq_panel(ax, centers, observed, simulated, units):
+    """Fraction BLQ per bin: observed line, simulated median and 90 % interval."""
+    ax.fill_between(
+        centers, simulated[:, 0], simulated[:, 2], color="C2", alpha=0.25, label="simulated 90% PI"
+    )
+    ax.plot(centers, simulated[:, 1], "--", color="C2", lw=1, label="simulated median")
+    ax.plot(centers, observed, "o-", color="k", ms=3, lw=1.2, label="observed fraction BLQ")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_ylabel("fraction BLQ")
+    ax.set_xlabel(axis_label("time", "time", units))
+    ax.legend(fontsize=7, loc="best")

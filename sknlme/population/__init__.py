@@ -9,7 +9,7 @@ from ._fixed_point import minimize_fixed_proposal
 from ._importance import ImportanceObjective
 from ._multistart import make_problem, random_startpoints, run_multistart
 from ._objective import PopulationObjective, amortized_offsets
-from ._profile import PopulationProfile, profile_fit
+from ._profile import PopulationProfile, profile_fit, profile_intervals
 from ._residual_math import decorrelated_residuals, npde_from_simulations, residual_sd
 from ._residuals import individual_table, observation_table, shrinkage
 from ._result import PopulationFitResult, information_criteria, population_estimates
@@ -59,6 +59,7 @@ __all__ = [
     "population_estimates",
     "population_means",
     "profile_fit",
+    "profile_intervals",
     "random_startpoints",
     "residual_sd",
     "run_multistart",

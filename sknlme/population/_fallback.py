@@ -15,6 +15,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from scipy.special import logsumexp
 
 from ..posterior import laplace_approximations
 from ..simulate import keyed_standard_normal
@@ -287,8 +288,8 @@ def _ess(objective, x):
     return 1.0 / np.sum(w**2, axis=1)
 
 
-def _probe_ess(objective, x, seed):
-    """ESS fractions on ``max(10 K, 1000)`` fresh draws.
+def _probe_ess(objective, x, seed, rows=None):
+    """ESS fractions on ``max(10 K, 1000)`` fresh draws (of individuals ``rows``: all when None).
 
     A proposal too narrow looks fine on few draws (they all land where the
     weights are flat); more draws reach into the t tails where the weights
@@ -296,7 +297,12 @@ def _probe_ess(objective, x, seed):
     20 fit draws, about 2 % on 50,000.
     """
     probe = objective.with_draws(max(10 * objective.K, 1000), random_state=seed)
-    return _ess(probe, x) / probe.K
+    if rows is None:
+        return _ess(probe, x) / probe.K
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        log_w = probe._batch(np.asarray(x, dtype=float)[None], np.asarray(rows))[1][0]
+    w = np.exp(log_w - logsumexp(log_w, axis=1, keepdims=True))
+    return 1.0 / np.sum(w**2, axis=1) / probe.K
 
 
 def low_ess_fallback(objective, model, study, x, fallback, seed):
@@ -348,7 +354,7 @@ def low_ess_fallback(objective, model, study, x, fallback, seed):
         warnings.simplefilter("ignore", RuntimeWarning)  # judged by the ESS below instead
         extra = laplace_fallback(model, study, low, reasons, random_state=seed)
     trial = objective.with_gaussians(extra.rows, extra.mode, extra.cov, prior_inflation(model))
-    better = _probe_ess(trial, x, seed)[low] > ess[low]
+    better = _probe_ess(trial, x, seed, rows=low) > ess[low]  # the low rows alone
     keep = FallbackDraws(
         low[better],
         extra.table.index[better],

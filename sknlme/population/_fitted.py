@@ -230,13 +230,15 @@ class FittedPopulationMixin:
         Parameters
         ----------
         confidence : float, default=0.95
-            Level of the Wald intervals.
+            Level of the Wald and the profile intervals.
 
         Returns
         -------
         DataFrame
             With ``attrs`` ``ofv``, ``aic``, ``bic``, ``correlation`` and
-            ``condition_number``.
+            ``condition_number``; the profile-interval columns are filled from
+            the profiles of the last :meth:`profile` call on this fit (NaN
+            for parameters not profiled, all NaN before any).
 
         Examples
         --------
@@ -251,7 +253,14 @@ class FittedPopulationMixin:
         True
         """
         check_is_fitted(self)
-        return parameter_table(self.result_, self.posterior.model.error_params, confidence)
+        profile = getattr(self, "profile_result_", None)
+        if profile is not None:  # profiles of an earlier fit start elsewhere: not these
+            start = np.asarray(profile.optimize_result.list[0]["x"], dtype=float)
+            if start.shape != self.result_.x.shape or not np.allclose(start, self.result_.x):
+                profile = None
+        return parameter_table(
+            self.result_, self.posterior.model.error_params, confidence, profile=profile
+        )
 
     def observation_table(self, X, n_simulations=1000, random_state=None):
         """ID, TIME, DV, PRED, IPRED, RES, IWRES, WRES, CWRES, NPDE (see :func:`observation_table`).

@@ -12,7 +12,7 @@ import pypesto.profile
 
 from ._multistart import default_optimizer, make_problem
 
-__all__ = ["PopulationProfile", "profile_fit"]
+__all__ = ["PopulationProfile", "profile_fit", "profile_intervals"]
 
 # Profile optimisations stop once an L-BFGS-B iteration gains less than about this much
 # in the objective (the fit's tolerance, ftol = 1e-12 relative, sits at the noise floor
@@ -126,12 +126,60 @@ def profile_fit(fit, params=None, confidence=0.95, optimizer=None, profile_optio
         profile_options=profile_options,
         progress_bar=False,
     )
+    table = profile_intervals(result, names, fit.x, confidence)
+    table = table.set_index("parameter").loc[params].reset_index()
+    return PopulationProfile(table=table, result=result)
+
+
+def profile_intervals(result, names, x, confidence=0.95):
+    """Likelihood-ratio intervals from computed profiles, at any ``confidence``.
+
+    The profiles hold likelihood ratios along each parameter's path, so the
+    intervals of another level need no new optimisation (a level whose
+    threshold lies below the paths' lowest ratio gives open ends).
+
+    Parameters
+    ----------
+    result : pypesto.Result
+        With profiles (``PopulationProfile.result`` or an estimator's
+        ``profile_result_``).
+    names : list of str
+        The free parameter names (``fit.x_names``), in the problem's order.
+    x : array-like of shape (n_x,)
+        The estimate (``fit.x``).
+    confidence : float, default=0.95
+
+    Returns
+    -------
+    DataFrame
+        ``parameter, estimate, lower, upper`` for the profiled parameters
+        (``-inf``/``inf``: open ends, see :func:`profile_fit`).
+
+    Examples
+    --------
+    >>> from sknlme.models import LinearGaussian
+    >>> from sknlme.posterior import ExactGaussianPosterior
+    >>> from sknlme.population import NLMEPopulationEstimator, profile_intervals
+    >>> model = LinearGaussian(n_params=1, sigma=0.3)
+    >>> X, _ = model.simulate(30, random_state=0)
+    >>> pop = NLMEPopulationEstimator(ExactGaussianPosterior(model).fit(), n_samples=50,
+    ...                               n_starts=2, random_state=0).fit(X)
+    >>> prof = pop.result_.profile(["theta0"])
+    >>> t90 = profile_intervals(prof.result, pop.result_.x_names, pop.result_.x, 0.9)
+    >>> bool(prof.table.lower[0] < t90.lower[0] < t90.upper[0] < prof.table.upper[0])
+    True
+    """
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    names = list(names)
+    if not result.profile_result.list:
+        raise ValueError("the result holds no profiles (compute them with profile_fit)")
+    threshold = pypesto.profile.chi2_quantile_to_ratio(confidence, df=1)
     rows = []
-    profiles = result.profile_result.list[-1]
-    for p in params:
-        j = names.index(p)
-        prof = profiles[j]
-        xs, ratios = prof.x_path[j], prof.ratio_path
+    for j, prof in enumerate(result.profile_result.list[-1]):
+        if prof is None:
+            continue
+        xs, ratios = np.asarray(prof.x_path)[j], np.asarray(prof.ratio_path)
         order = np.argsort(xs)
         xs, ratios = xs[order], ratios[order]
         lower, upper = pypesto.profile.calculate_approximate_ci(xs, ratios, threshold)
@@ -139,6 +187,5 @@ def profile_fit(fit, params=None, confidence=0.95, optimizer=None, profile_optio
             lower = -np.inf
         if ratios[-1] >= threshold:
             upper = np.inf
-        rows.append((p, float(fit.x[j]), float(lower), float(upper)))
-    table = pd.DataFrame(rows, columns=["parameter", "estimate", "lower", "upper"])
-    return PopulationProfile(table=table, result=result)
+        rows.append((names[j], float(np.asarray(x)[j]), float(lower), float(upper)))
+    return pd.DataFrame(rows, columns=["parameter", "estimate", "lower", "upper"])

@@ -18,6 +18,14 @@ with ``log_`` (the convention of every built-in model: ``log_Cl``,
 RSE % is given only where the estimate is a natural-scale quantity: never
 for a log-scale value (``log_Cl = -3.2`` has no meaningful relative error),
 and never for a correlation.
+
+Profile intervals (``profile_lower``, ``profile_upper`` and their natural
+scale), when profiles are passed: a likelihood-ratio interval is invariant
+under monotone reparametrisation, so the profile of ``log_var(p)`` gives the
+interval of ``SD(p) = exp(log_var / 2)``, of ``Var(p)`` and of the CV % at
+once, and that of ``log_Cl`` gives the interval of ``Cl``. Rows without a
+free parameter of their own (correlations, the SDs inside a correlated
+block, parameters not profiled) get NaN.
 """
 
 from __future__ import annotations
@@ -130,7 +138,46 @@ def _row_params(layout):
     return rows
 
 
-def parameter_table(result, error_params=(), confidence=0.95):
+def _profile_frame(profile, result, confidence):
+    """``parameter, lower, upper`` (free-parameter scale) from a profile in any form."""
+    from ._profile import PopulationProfile, profile_intervals
+
+    if isinstance(profile, pd.DataFrame):
+        missing = {"parameter", "lower", "upper"} - set(profile.columns)
+        if missing:
+            raise ValueError(f"profile table lacks column(s) {sorted(missing)}")
+        return profile
+    if isinstance(profile, PopulationProfile):
+        profile = profile.result
+    if not hasattr(profile, "profile_result"):
+        raise TypeError(
+            "profile must be a profile table, a PopulationProfile or a pypesto.Result, "
+            f"got {type(profile).__name__}"
+        )
+    return profile_intervals(profile, result.x_names, result.x, confidence)
+
+
+def _profile_columns(table, layout, frame):
+    """Profile bounds of every row of ``table`` on its own (estimation) scale."""
+    bounds = {str(p): (lo, hi) for p, lo, hi in frame[["parameter", "lower", "upper"]].values}
+    unknown = sorted(set(bounds) - set(layout.x_names))
+    if unknown:
+        raise ValueError(f"profiled parameter(s) {unknown} are not free parameters of the fit")
+    lo = np.full(len(table), np.nan)
+    hi = np.full(len(table), np.nan)
+    for i, (name, kind) in enumerate(zip(table["parameter"], table["kind"], strict=True)):
+        if kind in ("fixed effect", "covariate effect", "residual error") and name in bounds:
+            lo[i], hi[i] = bounds[name]
+        elif kind in ("SD", "variance"):
+            key = f"log_var({name[name.index('(') + 1 : -1]})"
+            if key in bounds:  # monotone in log_var: the ends map over
+                power = 0.5 if kind == "SD" else 1.0
+                with np.errstate(over="ignore"):
+                    lo[i], hi[i] = np.exp(power * np.asarray(bounds[key], dtype=float))
+    return lo, hi
+
+
+def parameter_table(result, error_params=(), confidence=0.95, profile=None):
     """Population parameters on the estimation and the natural scale.
 
     Parameters
@@ -141,16 +188,24 @@ def parameter_table(result, error_params=(), confidence=0.95):
         Residual-error parameters (``model.error_params``): their fixed effects
         get the kind ``"residual error"``.
     confidence : float, default=0.95
-        Level of the Wald intervals.
+        Level of the Wald intervals (and of the profile intervals when
+        ``profile`` holds the profiles themselves).
+    profile : DataFrame, PopulationProfile or pypesto.Result, default=None
+        Profiles of the fit: the table of :meth:`NLMEPopulationEstimator.profile`
+        (``parameter, lower, upper`` of free parameters), a
+        :class:`PopulationProfile` or the pyPESTO result with the profiles
+        (``profile_result_``; intervals at ``confidence``). None: the profile
+        columns are NaN.
 
     Returns
     -------
     DataFrame
         The columns of :meth:`PopulationFitResult.summary` (``rse_percent``
-        NaN where the estimate is on the log scale or a correlation) and
-        ``natural_parameter, natural_estimate, natural_se,
-        natural_rse_percent, natural_ci_lower, natural_ci_upper`` (see the
-        module notes). ``attrs`` hold ``ofv`` (``-2 loglik``), ``aic``,
+        NaN where the estimate is on the log scale or a correlation),
+        ``profile_lower, profile_upper`` and ``natural_parameter,
+        natural_estimate, natural_se, natural_rse_percent, natural_ci_lower,
+        natural_ci_upper, natural_profile_lower, natural_profile_upper`` (see
+        the module notes). ``attrs`` hold ``ofv`` (``-2 loglik``), ``aic``,
         ``bic`` (with ``n_observations``, as R's ``BIC()`` on nlme),
         ``loglik``, ``n_parameters``, ``n_observations``, ``likelihood``,
         ``correlation`` (:func:`estimate_correlation` of the free parameters)
@@ -170,6 +225,9 @@ def parameter_table(result, error_params=(), confidence=0.95):
     ['theta0', 'SD(theta0)', 'Var(theta0)']
     >>> bool(table.attrs["ofv"] == -2 * pop.loglik_)
     True
+    >>> table = parameter_table(pop.result_, profile=pop.profile())
+    >>> bool(table.profile_lower[0] < table.estimate[0] < table.profile_upper[0])
+    True
     """
     base = result.summary(confidence)
     table = base.copy()
@@ -187,10 +245,17 @@ def parameter_table(result, error_params=(), confidence=0.95):
         "residual error"
     )
     table["kind"] = kind
+    p_lo, p_hi = np.full(len(table), np.nan), np.full(len(table), np.nan)
+    if profile is not None:
+        frame = _profile_frame(profile, result, confidence)
+        p_lo, p_hi = _profile_columns(table, result.layout, frame)
+    table.insert(list(table.columns).index("ci_upper") + 1, "profile_lower", p_lo)
+    table.insert(list(table.columns).index("profile_lower") + 1, "profile_upper", p_hi)
 
     nat_name = table["parameter"].to_numpy(dtype=object).copy()
     n_est, n_se, n_rse = est.copy(), se.copy(), rse.copy()
     n_lo, n_hi = lo.copy(), hi.copy()
+    n_plo, n_phi = p_lo.copy(), p_hi.copy()
     exp_rows = effect & logs
     for i in np.flatnonzero(exp_rows):
         name = table["parameter"].iat[i]
@@ -198,6 +263,8 @@ def parameter_table(result, error_params=(), confidence=0.95):
         n_est[i] = np.exp(est[i])
         n_se[i], n_rse[i] = n_est[i] * se[i], 100 * se[i]
         n_lo[i], n_hi[i] = np.exp(lo[i]), np.exp(hi[i])
+        with np.errstate(over="ignore"):
+            n_plo[i], n_phi[i] = np.exp(p_lo[i]), np.exp(p_hi[i])
     for i in np.flatnonzero((kind == "SD") & logs):
         nat_name[i] = f"CV%({params[i][4:]})"
         cv, d = lognormal_cv(est[i])
@@ -205,6 +272,7 @@ def parameter_table(result, error_params=(), confidence=0.95):
         with np.errstate(divide="ignore", invalid="ignore"):
             n_rse[i] = 100 * n_se[i] / cv
         n_lo[i], n_hi[i] = lognormal_cv(lo[i])[0], lognormal_cv(hi[i])[0]
+        n_plo[i], n_phi[i] = lognormal_cv(p_lo[i])[0], lognormal_cv(p_hi[i])[0]
     fixed = table.pop("fixed")
     table = table.assign(
         natural_parameter=nat_name,
@@ -213,6 +281,8 @@ def parameter_table(result, error_params=(), confidence=0.95):
         natural_rse_percent=n_rse,
         natural_ci_lower=n_lo,
         natural_ci_upper=n_hi,
+        natural_profile_lower=n_plo,
+        natural_profile_upper=n_phi,
         fixed=fixed,
     )
     corr = estimate_correlation(result.covariance_x, result.x_names)

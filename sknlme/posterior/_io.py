@@ -66,6 +66,7 @@ def model_config(model):
 
     Uses ``model.get_config()`` when the model has one, otherwise reads the
     attributes named like the constructor's arguments (scikit-learn style).
+    A ``design`` individuals table is recorded as None (``"design_omitted"``).
     """
     cls = type(model)
     if callable(getattr(model, "get_config", None)):
@@ -81,12 +82,19 @@ def model_config(model):
                     "stored as an attribute; give the model a get_config() method"
                 )
             config[name] = getattr(model, name)
+    omitted = {}
+    if hasattr(config.get("design"), "columns"):
+        # a study whose designs the model resamples for training: the saved
+        # posterior keeps their range (envelope_); fitting needs no designs
+        config = dict(config, design=None)
+        omitted = {"design_omitted": True}
     config = _jsonable(config)
     try:
         json.dumps(config)
     except TypeError as exc:
         raise TypeError(f"cannot save model {cls.__name__}'s arguments: {exc}") from None
-    return {"class": f"{cls.__module__}:{cls.__qualname__}", "config": config} | prior_spec(model)
+    spec = {"class": f"{cls.__module__}:{cls.__qualname__}", "config": config}
+    return spec | omitted | prior_spec(model)
 
 
 def prior_spec(model):
