@@ -10,6 +10,7 @@ from ._mrna_detailed import MRNATransfectionDetailed
 from ._mrna_sde import MRNATransfectionSDE
 from ._one_compartment import OneCompartmentOral
 from ._parent_metabolite import ParentMetabolite
+from ._prior import NormalPrior, UniformPrior, prior_from_dict
 from ._registry import get_model, load_model, model_names
 
 __all__ = [
@@ -21,9 +22,12 @@ __all__ = [
     "MRNATransfectionDetailed",
     "MRNATransfectionSDE",
     "Model",
+    "NormalPrior",
     "OneCompartmentOral",
     "ParentMetabolite",
+    "UniformPrior",
     "get_model",
     "load_model",
     "model_names",
+    "prior_from_dict",
 ]

@@ -2,37 +2,25 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 from sklearn.utils import check_random_state
 
-from .._numerics import LOG_2PI
+from ._prior import NormalPrior, _as_cov
 from ._tables import TableMethods
-
-
-def _as_cov(prior_cov, d):
-    cov = np.asarray(prior_cov, dtype=float)
-    if cov.ndim == 1:
-        cov = np.diag(cov)
-    if cov.shape != (d, d):
-        raise ValueError(f"prior_cov must have shape ({d},) or ({d}, {d}), got {cov.shape}")
-    if not np.allclose(cov, cov.T):
-        raise ValueError("prior_cov must be symmetric")
-    try:
-        np.linalg.cholesky(cov)
-    except np.linalg.LinAlgError:
-        raise ValueError("prior_cov must be positive definite") from None
-    return cov
 
 
 class Model(TableMethods):
     """Base class of an individual-level mechanistic model.
 
     A model knows its parameters (on an unconstrained scale, e.g. log scale for
-    positive quantities), a normal training prior ``N(prior_mean, prior_cov)``
-    on that scale, how to sample study designs (observation times, doses,
-    simulator covariates) and how to simulate data of many individuals at
-    once. Models with an explicit observation model also give the exact
-    log-likelihood :meth:`log_likelihood`.
+    positive quantities), a training prior on that scale (normal
+    ``N(prior_mean, prior_cov)``; another, e.g. a box, by :meth:`with_prior`),
+    how to sample study designs (observation times, doses, simulator
+    covariates) and how to simulate data of many individuals at once. Models
+    with an explicit observation model also give the exact log-likelihood
+    :meth:`log_likelihood`.
 
     Subclasses implement :meth:`_simulate` (and optionally :meth:`_predict` and
     :meth:`_log_likelihood`) and :meth:`sample_design`. The public methods
@@ -118,6 +106,36 @@ class Model(TableMethods):
         """Prior standard deviations."""
         return np.sqrt(np.diag(self.prior_cov))
 
+    @property
+    def prior(self):
+        """The training prior: a :class:`NormalPrior` of ``prior_mean``, ``prior_cov``
+        unless :meth:`with_prior` set another (``prior_mean``, ``prior_cov`` are then
+        its moments)."""
+        return getattr(self, "_prior", None) or NormalPrior(self.prior_mean, self.prior_cov)
+
+    def with_prior(self, prior):
+        """A copy of the model with the training prior ``prior``.
+
+        Parameters
+        ----------
+        prior : NormalPrior or UniformPrior
+            Over the ``n_params`` parameters.
+
+        Examples
+        --------
+        >>> from sknlme.models import LinearGaussian, UniformPrior
+        >>> model = LinearGaussian(n_params=1).with_prior(UniformPrior([-3.0], [3.0]))
+        >>> model.prior, model.prior_mean, model.prior_cov
+        (UniformPrior(low=[-3.0], high=[3.0]), array([0.]), array([[3.]]))
+        """
+        d = self.n_params
+        if not callable(getattr(prior, "log_density", None)) or prior.mean.shape != (d,):
+            raise ValueError(f"prior must be a prior over {d} parameters, got {prior!r}")
+        new = copy.copy(self)
+        new.prior_mean, new.prior_cov = prior.mean.copy(), prior.cov.copy()
+        new._prior = None if prior.kind == "normal" else copy.deepcopy(prior)
+        return new
+
     def sample_prior(self, n, random_state=None):
         """Draw ``n`` parameter vectors from the training prior, shape (n, n_params).
 
@@ -127,9 +145,7 @@ class Model(TableMethods):
         >>> OneCompartmentOral().sample_prior(5, random_state=0).shape
         (5, 4)
         """
-        rng = check_random_state(random_state)
-        chol = np.linalg.cholesky(self.prior_cov)
-        return self.prior_mean + rng.standard_normal((n, self.n_params)) @ chol.T
+        return self.prior.sample(n, random_state)
 
     def prior_logpdf(self, phi):
         """Log-density of the training prior at ``phi`` (..., n_params).
@@ -140,12 +156,7 @@ class Model(TableMethods):
         >>> round(float(LinearGaussian(n_params=1).prior_logpdf([0.0])), 4)  # N(0, 1) at 0
         -0.9189
         """
-        phi = np.asarray(phi, dtype=float)
-        chol = np.linalg.cholesky(self.prior_cov)
-        z = np.linalg.solve(chol, (phi - self.prior_mean).reshape(-1, self.n_params).T).T
-        logdet = 2.0 * np.log(np.diag(chol)).sum()
-        out = -0.5 * (z**2).sum(-1) - 0.5 * logdet - 0.5 * self.n_params * LOG_2PI
-        return out.reshape(phi.shape[:-1])
+        return self.prior.log_density(phi)
 
     # ----------------------------------------------------------------- design
     def sample_design(self, n, random_state=None):

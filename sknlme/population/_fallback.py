@@ -226,6 +226,20 @@ def sample_with_fallback(posterior, model, study, n_samples, seed, on_outside, f
     nonfinite = ~np.all(np.isfinite(samples), axis=(1, 2))
     why = np.array([""] * len(study), dtype=object) if reasons is None else reasons.astype(object)
     why[nonfinite] = [(w + "; " if w else "") + "non-finite network draws" for w in why[nonfinite]]
+    prior = getattr(model, "prior", None)  # None (duck-typed model): prior_mean, prior_cov
+    if prior is not None and prior.kind != "normal":  # a flow's draws can leave a box
+        inside = np.isfinite(prior.log_density(samples))
+        none_in = ~inside.any(axis=1) & ~nonfinite
+        why[none_in] = [
+            (w + "; " if w else "") + "no draw in the prior's support" for w in why[none_in]
+        ]
+        if not inside.all():
+            warnings.warn(
+                f"{1 - inside.mean():.2%} of the network's draws lie outside the support of the "
+                f"{prior.kind} training prior and get zero weight",
+                RuntimeWarning,
+                stacklevel=3,
+            )
     flagged = np.flatnonzero(why != "")
     if fallback is not None:
         nonfinite[fallback.rows] = False
@@ -249,11 +263,17 @@ def sample_with_fallback(posterior, model, study, n_samples, seed, on_outside, f
     elif nonfinite.any():
         i = np.flatnonzero(nonfinite)[0]
         raise ValueError(f"posterior draws of individual {study.ids[i]!r} are not finite")
-    offsets = amortized_offsets(samples, model.prior_mean, model.prior_cov)
+    offsets = amortized_offsets(samples, model.prior_mean, model.prior_cov, prior=prior)
     if fallback.rows.size:  # their draws are of the posterior under the wider prior
         cov = np.asarray(model.prior_cov, dtype=float)
         offsets[fallback.rows] = amortized_offsets(
             samples[fallback.rows], model.prior_mean, _inflated(cov, prior_inflation(model))
+        )
+    lost = np.flatnonzero(~np.any(np.isfinite(offsets), axis=1))
+    if lost.size:
+        raise ValueError(
+            f"no posterior draw of individual {study.ids[lost[0]]!r} lies in the support of the "
+            "training prior (on_outside='fallback' gives such individuals Laplace draws)"
         )
     return samples, offsets, fallback
 

@@ -131,7 +131,10 @@ class ImportanceObjective(CentralGradient, WeightedDraws, BaseObjective):
         self._prior_re = (mean[self.re], cov[np.ix_(self.re, self.re)])
         if self.re.size:
             samples = base.samples[:, :, self.re]
-            self._lam, self._eta = likelihood_gaussians(samples, *self._prior_re)
+            # a box prior is flat inside: likelihood precision = posterior precision
+            flat = getattr(getattr(model, "prior", None), "kind", "normal") != "normal"
+            prior_cov = None if flat else self._prior_re[1]
+            self._lam, self._eta = likelihood_gaussians(samples, self._prior_re[0], prior_cov)
         self.n, self.d = base.n, len(names)
         self.shards = RowShards(None)
         self._draw_base(n_draws, random_state)

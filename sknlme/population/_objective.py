@@ -10,6 +10,7 @@ import numpy as np
 from .._numerics import LOG_2PI
 from . import _kernels
 from ._base import BaseObjective, population_means
+from ._offsets import _as_samples, amortized_offsets
 from ._parametrization import Parametrization
 
 __all__ = ["PopulationObjective", "amortized_offsets"]
@@ -19,20 +20,6 @@ _CHUNK = 1 << 14  # individuals per chunk in validation passes
 # core and runs on the calling thread: measured on a loaded 2-core machine, waking
 # numba's OpenMP pool cost up to 20 ms per pass at N = 1,000, K = 100, d = 6.
 _SERIAL_SIZE = 1_000_000
-
-
-def _as_samples(samples):
-    samples = np.asarray(samples)
-    if samples.ndim != 3:
-        raise ValueError(f"samples must have shape (n, K, d), got {samples.shape}")
-    if samples.dtype not in (np.float32, np.float64):
-        samples = samples.astype(np.float32 if samples.dtype == np.float16 else np.float64)
-    n, K, d = samples.shape
-    if n < 1 or K < 1 or d < 1:
-        raise ValueError(
-            f"samples need n >= 1 individuals, K >= 1 draws, d >= 1; got {samples.shape}"
-        )
-    return samples
 
 
 def _transposed(samples):
@@ -57,51 +44,6 @@ def _check_finite(arr, what, allow_neg_inf=False):
             if block.ndim == 3:  # transposed draws (n, d, K)
                 where += f", parameter {idx[1]}"
             raise ValueError(f"{what} has a non-finite value {block[tuple(idx)]} for {where}")
-
-
-def amortized_offsets(samples, prior_mean, prior_cov):
-    """Offsets ``c_ik = -log N(phi_ik; mu0, Sigma0)`` of the amortized likelihood.
-
-    Parameters
-    ----------
-    samples : array-like of shape (n, K, d)
-        Posterior draws (float32 or float64; not copied to float64).
-    prior_mean : array-like of shape (d,)
-        Mean ``mu0`` of the training prior.
-    prior_cov : array-like of shape (d,) or (d, d)
-        Variances or covariance ``Sigma0`` of the training prior.
-
-    Returns
-    -------
-    offsets : ndarray of shape (n, K), float64
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from scipy.stats import multivariate_normal
-    >>> phi = np.random.default_rng(0).normal(size=(2, 3, 2)).astype(np.float32)
-    >>> c = amortized_offsets(phi, [0.0, 1.0], [1.0, 4.0])
-    >>> ref = -multivariate_normal([0.0, 1.0], np.diag([1.0, 4.0])).logpdf(phi.astype(float))
-    >>> np.allclose(c, ref)
-    True
-    """
-    samples = np.ascontiguousarray(_as_samples(samples))
-    d = samples.shape[2]
-    mean = np.asarray(prior_mean, dtype=float).reshape(-1)
-    cov = np.asarray(prior_cov, dtype=float)
-    cov = np.diag(cov) if cov.ndim == 1 else cov
-    if mean.shape != (d,) or cov.shape != (d, d):
-        raise ValueError(
-            f"prior_mean must have shape ({d},) and prior_cov ({d},) or ({d}, {d}); "
-            f"got {mean.shape} and {cov.shape}"
-        )
-    try:
-        L = np.linalg.cholesky(cov)
-    except np.linalg.LinAlgError:
-        raise ValueError("prior_cov must be symmetric positive definite") from None
-    linv = np.linalg.inv(L)
-    log_norm = np.sum(np.log(np.diag(L))) + 0.5 * d * LOG_2PI
-    return _kernels.neg_gauss_logpdf(samples, mean, linv, log_norm)
 
 
 class PopulationObjective(BaseObjective):

@@ -27,8 +27,9 @@ def likelihood_gaussians(draws, prior_mean, prior_cov, min_precision=1e-8):
     draws : array-like of shape (n, K, r)
         Posterior draws under the prior ``N(prior_mean, prior_cov)``.
     prior_mean : array-like of shape (r,)
-    prior_cov : array-like of shape (r,) or (r, r)
-        Variances or covariance of the prior.
+    prior_cov : array-like of shape (r,) or (r, r), or None
+        Variances or covariance of the prior; None for a flat prior (a uniform
+        prior inside its box: prior precision 0, the likelihood is the posterior).
     min_precision : float, default=1e-8
         Floor of the eigenvalues of the likelihood precision (a posterior wider
         than the prior in some direction carries no information there).
@@ -86,8 +87,11 @@ def gaussian_likelihoods(mean, cov, prior_mean, prior_cov, min_precision=1e-8):
     (4.0, 1.0)
     """
     mean = np.asarray(mean, dtype=float)
-    prior_cov = np.asarray(prior_cov, dtype=float)
-    prior_prec = np.linalg.inv(np.diag(prior_cov) if prior_cov.ndim == 1 else prior_cov)
+    if prior_cov is None:
+        prior_prec = np.zeros((mean.shape[-1], mean.shape[-1]))
+    else:
+        prior_cov = np.asarray(prior_cov, dtype=float)
+        prior_prec = np.linalg.inv(np.diag(prior_cov) if prior_cov.ndim == 1 else prior_cov)
     post_prec = np.linalg.inv(np.asarray(cov, dtype=float))
     w, V = np.linalg.eigh(post_prec - prior_prec)
     precision = np.einsum("nrj,nj,nsj->nrs", V, np.maximum(w, min_precision), V)

@@ -99,6 +99,13 @@ class ExactGaussianPosterior(TransformerMixin, BaseEstimator):
                 f"model {self.model!r} has no exact_posterior(X); ExactGaussianPosterior "
                 "needs a conjugate model such as sknlme.models.LinearGaussian"
             )
+        kind = getattr(getattr(self.model, "prior", None), "kind", "normal")
+        if kind != "normal":  # its Gaussian posteriors are under a normal training prior
+            raise ValueError(
+                f"ExactGaussianPosterior needs a normal training prior; "
+                f"model {self.model!r} has a {kind} "
+                "one (train an AmortizedPosterior under it)"
+            )
         if not (np.isfinite(self.cov_scale) and self.cov_scale > 0):
             raise ValueError(f"cov_scale must be positive, got {self.cov_scale!r}")
         self.model_ = self.model

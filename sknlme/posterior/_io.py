@@ -21,6 +21,8 @@ from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
 
+from ..models import prior_from_dict
+
 FORMAT = "sknlme-amortized-posterior"
 FORMAT_VERSION = 1
 REQUIRED = ("versions", "params", "encoder", "fitted")
@@ -96,12 +98,29 @@ def model_config(model):
 
 
 def prior_spec(model):
-    """Parameter names and training prior of a model, as saved with a posterior."""
+    """Parameter names and training prior of a model, as saved with a posterior.
+
+    ``prior_mean``/``prior_cov`` are the prior's moments; ``prior`` (absent in
+    files written before priors other than normal, read as normal) its kind and
+    parameters.
+    """
+    prior = getattr(model, "prior", None)
     return {
         "param_names": list(model.param_names),
         "prior_mean": np.asarray(model.prior_mean).tolist(),
         "prior_cov": np.asarray(model.prior_cov).tolist(),
-    }
+    } | ({} if prior is None or prior.kind == "normal" else {"prior": prior.to_dict()})
+
+
+def _same_kind(model, spec):
+    saved = spec.get("prior", {"kind": "normal"})
+    prior = getattr(model, "prior", None)
+    if prior is None or prior.kind == "normal":
+        return saved["kind"] == "normal"
+    mine = prior.to_dict()
+    return mine.keys() == saved.keys() and all(
+        mine[k] == saved[k] if k == "kind" else np.allclose(mine[k], saved[k]) for k in mine
+    )
 
 
 def check_prior(model, spec, what):
@@ -112,10 +131,12 @@ def check_prior(model, spec, what):
         or np.shape(model.prior_cov) != np.shape(spec["prior_cov"])
         or not np.allclose(model.prior_mean, spec["prior_mean"])
         or not np.allclose(model.prior_cov, spec["prior_cov"])
+        or not _same_kind(model, spec)
     ):
         raise ValueError(
             f"{what} does not match the saved parameters and prior "
-            f"(saved: {spec['param_names']}, mean {spec['prior_mean']})"
+            f"(saved: {spec['param_names']}, mean {spec['prior_mean']}, "
+            f"prior {spec.get('prior', {'kind': 'normal'})})"
         )
 
 
@@ -127,6 +148,8 @@ def build_model(spec):
         obj = getattr(obj, part)
     config = spec["config"]
     model = obj.from_config(config) if hasattr(obj, "from_config") else obj(**config)
+    if "prior" in spec:  # the constructor gave a normal prior of the saved moments
+        model = model.with_prior(prior_from_dict(spec["prior"]))
     check_prior(model, spec, f"rebuilt model {spec['class']}")
     return model
 

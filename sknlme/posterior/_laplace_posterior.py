@@ -68,6 +68,13 @@ class LaplacePosterior(ExactGaussianPosterior):
                 f"model {self.model!r} has no observation likelihood; LaplacePosterior needs "
                 "one (train an AmortizedPosterior instead)"
             )
+        kind = getattr(getattr(self.model, "prior", None), "kind", "normal")
+        if kind != "normal":  # its Gaussian posteriors are under a normal training prior
+            raise ValueError(
+                f"LaplacePosterior needs a normal training prior; "
+                f"model {self.model!r} has a {kind} "
+                "one (train an AmortizedPosterior under it)"
+            )
         self.model_ = self.model
         self.n_fit_calls_ = getattr(self, "n_fit_calls_", 0) + 1
         return self
