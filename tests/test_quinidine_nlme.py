@@ -47,8 +47,8 @@ NAMES = {"lCl": "log_CL", "lV": "log_V1", "lKa": "log_ka"}
 R_COVARIATE = {"glyco0": "GLYCO", "Cr0": "CRCL50", "Weight0": "WT"}
 SPEC = {c: {"params": ["log_CL"], "center": ref} for c, ref in COVARIATES.items()}
 # each fit took 937 s of wall time here (2 cores shared, load average 9-14), most of it
-# the Laplace fallback and the re-scoring of 136 patients: slow, not in the default run
-pytestmark = pytest.mark.slow
+# two fits of 136 patients (Laplace fallbacks, re-scoring): about 100 s on a loaded
+# 2-core machine since the fixed-proposal refinement (937 s per fit before)
 
 
 def _fit(covariates):
