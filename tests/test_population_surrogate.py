@@ -138,3 +138,37 @@ def test_fixed_point_reaches_the_exact_maximum_likelihood():
     se = np.sqrt(np.sum(mc_standard_errors(obj.weights(res.x)) ** 2))
     assert exact(res.x) - ml.fun < max(3 * se, 0.01)
     np.testing.assert_allclose(res.x, ml.x, atol=0.05)
+
+
+def test_profile_interval_of_the_importance_likelihood_is_the_exact_one():
+    """LinearGaussian: the exact profile likelihood of the mean, maximised over its variance.
+
+    The re-centred profile steps run on importance estimates whose log-likelihood
+    MC SE is <= 0.03 after the fit's polish; at a 95 % end the profile falls by
+    1.96 / SE per unit, so an error of 0.03 moves the end by ~0.015 SE, and 0.1 of
+    the half-width (0.196 SE) leaves a margin of ~13.
+    """
+    from scipy.optimize import brentq, minimize_scalar
+
+    from sknlme.population import NLMEPopulationEstimator
+
+    model = LinearGaussian(n_params=1, sigma=0.3)
+    X, _ = model.simulate(40, random_state=2)
+    pop = NLMEPopulationEstimator(
+        ExactGaussianPosterior(model).fit(), likelihood="importance", random_state=0
+    ).fit(X)
+    table = pop.profile(["theta0"])
+
+    def exact(mean, log_var):
+        return model.marginal_loglik(X, np.array([mean]), np.exp([[log_var]])).sum()
+
+    def profile(mean):
+        return -minimize_scalar(lambda v: -exact(mean, v), bounds=(-8, 4), method="bounded").fun
+
+    best = minimize_scalar(lambda m: -profile(m), bounds=(-3, 3), method="bounded")
+    drop = 0.5 * 3.841458820694124  # chi2_1(0.95) / 2
+    lo = brentq(lambda m: profile(m) - (-best.fun - drop), best.x - 3, best.x)
+    hi = brentq(lambda m: profile(m) - (-best.fun - drop), best.x, best.x + 3)
+    half = 0.5 * (hi - lo)
+    assert table.lower[0] == pytest.approx(lo, abs=0.1 * half)
+    assert table.upper[0] == pytest.approx(hi, abs=0.1 * half)

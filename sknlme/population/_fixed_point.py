@@ -54,9 +54,17 @@ def _radii(objective, x):
 
 def _inner(surrogate, x, lo, hi, optimizer, start_id):
     def run(obj, lo_, hi_, x_):
+        # entries with equal bounds are held fixed (a profile step); pyPESTO wants lb < ub
+        fixed = np.flatnonzero(lo_ == hi_)
+        lo_, hi_ = lo_.copy(), hi_.copy()
+        lo_[fixed], hi_[fixed] = lo_[fixed] - 1.0, hi_[fixed] + 1.0
         problem = make_problem(obj, surrogate.x_names, lo_, hi_)
+        if fixed.size:
+            problem.fix_parameters(fixed.tolist(), x_[fixed].tolist())
         options = pypesto.optimize.OptimizeOptions(allow_failed_starts=True, report_sres=False)
-        return optimizer.minimize(problem=problem, x0=x_, id=start_id, optimize_options=options)
+        return optimizer.minimize(
+            problem=problem, x0=x_[problem.x_free_indices], id=start_id, optimize_options=options
+        )
 
     # one BLAS thread: scipy's L-BFGS-B on 7 parameters took 7 ms per evaluation with
     # OpenBLAS's 2 threads on a loaded 2-core machine, 0.25 ms with one
@@ -72,7 +80,7 @@ def minimize_fixed_proposal(objective, lb, ub, x0, optimizer=None, start_id="0")
     objective : ImportanceObjective
         With at least one random effect.
     lb, ub : ndarray of shape (n_x,)
-        Bounds.
+        Bounds; an entry with ``lb == ub`` is held fixed there (a profile step).
     x0 : ndarray of shape (n_x,)
         Start.
     optimizer : pypesto.optimize.Optimizer, default=None

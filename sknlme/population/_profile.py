@@ -11,6 +11,7 @@ import pypesto
 import pypesto.profile
 
 from ._multistart import default_optimizer, make_problem
+from ._recentred import RecentredObjective, RecentringOptimizer
 
 __all__ = ["PopulationProfile", "profile_fit", "profile_intervals"]
 
@@ -106,7 +107,11 @@ def profile_fit(fit, params=None, confidence=0.95, optimizer=None, profile_optio
     unknown = [p for p in params if p not in names]
     if unknown:
         raise ValueError(f"cannot profile {unknown}: not free population parameters {names}")
-    problem = make_problem(fit.objective, names)
+    objective = fit.objective
+    if getattr(objective, "exact_likelihood", False) and getattr(objective, "re", ()).size:
+        # the importance likelihood: every profile step on a surrogate centred at its start
+        objective = RecentredObjective(objective, fit.x)
+    problem = make_problem(objective, names)
     result = pypesto.Result(problem)
     chosen = next(r for r in fit.optimize_result.optimize_result.list if r.id == fit.chosen_start)
     result.optimize_result.append(chosen)  # profiles start at (and are relative to) the estimate
@@ -118,6 +123,8 @@ def profile_fit(fit, params=None, confidence=0.95, optimizer=None, profile_optio
         ftol = _FTOL_ABSOLUTE / max(1.0, abs(float(chosen.fval)))
         optimizer.options["ftol"] = max(ftol, optimizer.options["ftol"])
     profile_options.ratio_min = min(profile_options.ratio_min, 0.9 * threshold)
+    if isinstance(objective, RecentredObjective):
+        optimizer = RecentringOptimizer(objective, optimizer)
     result = pypesto.profile.parameter_profile(
         problem=problem,
         result=result,
