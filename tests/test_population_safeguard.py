@@ -175,7 +175,7 @@ def test_cli_prints_no_aic_for_an_amortized_fit(capsys):
     X, _ = model.simulate(20, random_state=0)
     args = argparse.Namespace(
         covariance="diag", covariates=None, likelihood="amortized", n_starts=2,
-        random_state=0, out="",
+        random_state=0, out="", n_samples=100, fixed=None, bounds=None,
     )  # fmt: skip
     _fit_and_report(X, ExactGaussianPosterior(model).fit(), args)
     printed = capsys.readouterr().out
