@@ -123,8 +123,6 @@ def importance_fit(
         small), ``candidates`` (distinct best end points) and their re-scored
         ``values``, ``hessian_objective`` (fixed-proposal surrogate at the best).
     """
-    from ._multistart import distinct_optima
-
     seed_importance, seed_rescore = seeds
     client, owned = resolve_client(scheduler)
     shards = RowShards(client)

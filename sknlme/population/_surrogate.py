@@ -29,12 +29,12 @@ import numpy as np
 
 from .._numerics import LOG_2PI
 from ._base import BaseObjective, population_means
+from ._importance import _BATCH_DRAWS
 from ._proposal_kernel import surrogate_moments
 from ._weighted import WeightedDraws
 
 __all__ = ["FixedProposalSurrogate"]
 
-_BATCH_DRAWS = 2**20  # draws per likelihood call
 _REL_STEP = 0.01  # Taylor step of the parameters without a random effect
 _SERIAL_SIZE = 1_000_000  # draw entries below which one thread is faster (see _objective)
 
