@@ -72,7 +72,9 @@ def _inner(surrogate, x, lo, hi, optimizer, start_id):
         return minimize_safeguarded(run, surrogate, lo, hi, x)
 
 
-def minimize_fixed_proposal(objective, lb, ub, x0, optimizer=None, start_id="0"):
+def minimize_fixed_proposal(
+    objective, lb, ub, x0, optimizer=None, start_id="0", return_surrogate=False
+):
     """Minimise an importance objective from ``x0`` by re-centred surrogates.
 
     Parameters
@@ -86,6 +88,9 @@ def minimize_fixed_proposal(objective, lb, ub, x0, optimizer=None, start_id="0")
     optimizer : pypesto.optimize.Optimizer, default=None
         Inner optimiser (:func:`default_optimizer` when None).
     start_id : str, default="0"
+    return_surrogate : bool, default=False
+        Also return the surrogate centred at the result (it is not stored in
+        the result: it holds all draws).
 
     Returns
     -------
@@ -93,7 +98,8 @@ def minimize_fixed_proposal(objective, lb, ub, x0, optimizer=None, start_id="0")
         ``x``, ``fval`` (the importance objective there), ``x0``/``fval0``,
         ``n_fval``/``n_grad`` (surrogate calls), ``exitflag`` -1 with the
         reason when a surrogate failed or the iteration did not settle within
-        ``MAX_OUTER`` steps, and the outer iterations in ``message``.
+        ``MAX_OUTER`` steps, and the outer iterations in ``message``; with
+        ``return_surrogate``, ``(result, surrogate)``.
 
     Examples
     --------
@@ -122,7 +128,7 @@ def minimize_fixed_proposal(objective, lb, ub, x0, optimizer=None, start_id="0")
     surrogate = FixedProposalSurrogate(objective, x)
     fx = fval0 = surrogate(x)
     shrink, message, exitflag = 1.0, None, 0
-    best_x, best_f, stalled = x, fx, 0
+    best_x, best_f, best_sur, stalled = x, fx, surrogate, 0
     for it in range(1, MAX_OUTER + 1):
         if not np.isfinite(fx):
             message, exitflag = f"non-finite objective at the start (f = {fx})", -1
@@ -148,7 +154,7 @@ def minimize_fixed_proposal(objective, lb, ub, x0, optimizer=None, start_id="0")
         x, fx, surrogate = x_new, f_new, new
         stalled = 0 if fx < best_f - FTOL else stalled + 1
         if fx < best_f:
-            best_x, best_f = x, fx
+            best_x, best_f, best_sur = x, fx, surrogate
         if step <= XTOL:
             message = f"fixed point after {it} surrogates"
             break
@@ -170,7 +176,7 @@ def minimize_fixed_proposal(objective, lb, ub, x0, optimizer=None, start_id="0")
         time=time.perf_counter() - t0,
     )
     result.update(counts)
-    return result
+    return (result, best_sur) if return_surrogate else result
 
 
 def run_fixed_proposal(objective, x_names, lb, ub, startpoints, optimizer=None, **_):

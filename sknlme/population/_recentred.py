@@ -105,10 +105,14 @@ class RecentringOptimizer(pypesto.optimize.Optimizer):
         lb, ub = lb.copy(), ub.copy()
         fixed = np.asarray(problem.x_fixed_indices, dtype=int)
         lb[fixed] = ub[fixed] = full[fixed]
-        result = minimize_fixed_proposal(self.target.objective, lb, ub, full, self.inner, id)
+        result, surrogate = minimize_fixed_proposal(
+            self.target.objective, lb, ub, full, self.inner, id, return_surrogate=True
+        )
         for key in ("n_fval", "n_grad", "n_res", "n_hess", "n_sres"):  # pyPESTO sums them
             result[key] = result.get(key) or 0
-        self.target.recentre(result.x)
+        self.target.surrogate = surrogate  # centred at the result already: no new passes
+        if result.exitflag == -1:  # a step that did not settle is failed, not a profile point
+            result.fval = np.inf
         return result
 
     def is_least_squares(self):
