@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._compile_cache import enable_compilation_cache
 from ._networks import build_inference_network, build_summary_network
 from ._training import Batches, network_inputs
 
@@ -70,6 +71,7 @@ class NetworkRuntime:
         """Create and build the networks of a :class:`NetworkConfig`."""
         import bayesflow as bf
 
+        enable_compilation_cache()  # before the initialisers compile
         c = config
         summary = build_summary_network(c.summary_network, c.summary_dim, c.widths)
         inference = build_inference_network(c.inference_network, c.widths, c.flow_depth)
