@@ -11,7 +11,7 @@ from scipy.special import gammaln, ndtr
 from scipy.stats import chi2
 
 from .._numerics import LOG_2PI
-from ..simulate import keyed_standard_normal
+from ..simulate import keyed_standard_normal, keyed_standard_t
 from ._proposal_kernel import t_mixture
 
 __all__ = ["gaussian_likelihoods", "keyed_t_draws", "likelihood_gaussians", "t_proposal"]
@@ -189,15 +189,12 @@ def keyed_t_draws(seed, keys, K, r, df):
     ((3, 4, 2), True)
     """
     keys = np.asarray(keys, dtype=np.uint64)
-    integral = float(df).is_integer()
-    m = int(df) if integral else 1
+    if float(df).is_integer():
+        return keyed_standard_t(seed, keys, K, r, int(df))
     out = np.empty((keys.size, K, r))
     for s in range(0, keys.size, _KEYED_ROWS):
-        z = keyed_standard_normal(seed, keys[s : s + _KEYED_ROWS], K * (r + m))
-        z = z.reshape(-1, K, r + m)
-        if integral:
-            mix = np.sum(z[..., r:] ** 2, axis=2)
-        else:
-            mix = chi2.isf(ndtr(-z[..., r]), df)
+        z = keyed_standard_normal(seed, keys[s : s + _KEYED_ROWS], K * (r + 1))
+        z = z.reshape(-1, K, r + 1)
+        mix = chi2.isf(ndtr(-z[..., r]), df)
         out[s : s + _KEYED_ROWS] = z[..., :r] * np.sqrt(df / mix)[..., None]
     return out

@@ -223,3 +223,62 @@ def keyed_standard_normal(seed, keys, m):
     out = np.empty((keys.shape[0], int(m)))
     _keyed_standard_normal(np.uint64(int(seed) & 0xFFFFFFFFFFFFFFFF), keys, int(m), out)
     return out
+
+
+@numba.njit(parallel=True, cache=True)
+def _keyed_standard_t(seed, keys, K, r, m, out):
+    for i in numba.prange(keys.shape[0]):
+        st = keyed_stream(seed, keys[i])
+        e = np.empty(r)
+        for k in range(K):
+            for j in range(r):
+                e[j], st = normal(st)
+            chi2 = 0.0
+            for _ in range(m):
+                z, st = normal(st)
+                chi2 += z * z
+            scale = np.sqrt(m / chi2)
+            for j in range(r):
+                out[i, k, j] = e[j] * scale
+
+
+def keyed_standard_t(seed, keys, K, r, df):
+    """(n, K, r) standard multivariate t draws of integer ``df``; row ``i`` keyed by ``keys[i]``.
+
+    Draw ``k`` of row ``i`` takes the next ``r + df`` normals of the keyed
+    stream of :func:`keyed_standard_normal`: ``e`` (``r``) and the ``df`` whose
+    squares sum to the chi-square mixing variable, and is ``e sqrt(df /
+    chi2)``. One fused pass: the normals are never stored (4 million draws of
+    a 2-dimensional t with 5 degrees of freedom: 0.84 s of numpy reshaping and
+    reductions before, on 2 CPU cores).
+
+    Parameters
+    ----------
+    seed : int or np.uint64
+    keys : array-like of shape (n,), uint64
+    K, r : int
+        Draws per row and dimension.
+    df : int
+        Degrees of freedom (a positive integer).
+
+    Returns
+    -------
+    ndarray of shape (n, K, r)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sknlme.simulate import keyed_standard_normal, keyed_standard_t
+    >>> keys = np.array([3, 4], dtype=np.uint64)
+    >>> t = keyed_standard_t(9, keys, 2, 1, 3)
+    >>> z = keyed_standard_normal(9, keys, 8).reshape(2, 2, 4)
+    >>> bool(np.allclose(t[..., 0], z[..., 0] * np.sqrt(3 / np.sum(z[..., 1:] ** 2, axis=2))))
+    True
+    """
+    if int(df) != df or df < 1:
+        raise ValueError(f"df must be a positive integer, got {df!r}")
+    keys = np.ascontiguousarray(keys, dtype=np.uint64).reshape(-1)
+    out = np.empty((keys.shape[0], int(K), int(r)))
+    seed = np.uint64(int(seed) & 0xFFFFFFFFFFFFFFFF)
+    _keyed_standard_t(seed, keys, int(K), int(r), int(df), out)
+    return out
