@@ -16,17 +16,7 @@
 # The SD of lV goes to 0 (6.5e-5) in both fits, so each is refitted with random = lCl
 # alone ("base_cl", "covariate_cl"): the same maximum, one variance fewer (df).
 suppressMessages(library(nlme))
-# a minimal JSON writer (jsonlite is not always installed): named lists -> objects,
-# vectors of length != 1 -> arrays, numbers with 10 significant digits
-to_json <- function(x) {
-  if (is.list(x)) {
-    inner <- vapply(x, to_json, "")
-    if (is.null(names(x))) return(paste0("[", paste(inner, collapse = ", "), "]"))
-    return(paste0("{", paste0('"', names(x), '": ', inner, collapse = ",\n "), "}"))
-  }
-  v <- if (is.character(x)) paste0('"', x, '"') else trimws(formatC(x, digits = 10, format = "g"))
-  if (length(x) == 1) v else paste0("[", paste(v, collapse = ", "), "]")
-}
+source("tests/data/json_writer.R")  # to_json(), as jsonlite is not always installed
 q <- as.data.frame(Quinidine)
 q$Subject <- as.character(q$Subject)
 first <- q[!duplicated(q$Subject), ]
