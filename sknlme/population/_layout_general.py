@@ -7,8 +7,8 @@ Two extensions of ``phi_i ~ N(m_i, Psi)``, both for a diagonal ``Psi``:
   (the other random effects keep one ``log_var(p)``), so individual ``i`` has
   its own ``Psi_i``;
 - **Student t random effects**: the random effects are jointly multivariate t
-  with ``nu`` degrees of freedom and scale ``Psi_i`` (``nu`` fixed, or the free
-  parameter ``log_df = log(nu)``); parameters without a random effect keep
+  with ``nu`` degrees of freedom and scale ``Psi_i`` (``nu`` fixed, a constant
+  of the model and no parameter, or the free parameter ``log_df = log(nu)``); parameters without a random effect keep
   their independent normal with the variance floor.
 
 :class:`GeneralLayoutMixin` gives :class:`Parametrization` the per-individual
@@ -54,7 +54,7 @@ class GeneralLayoutMixin:
     layout, whose code paths stay as they were.
     """
 
-    def _setup_general(self, variance_groups, distribution, df, index, fixed):
+    def _setup_general(self, variance_groups, distribution, df, index):
         if distribution not in ("normal", "student_t"):
             raise ValueError(
                 f"random_effects_distribution must be 'normal' or 'student_t', got {distribution!r}"
@@ -68,15 +68,15 @@ class GeneralLayoutMixin:
         if self.general and not all(len(b) == 1 for b in self.blocks):
             what = "variance_groups" if self.grouped else "random_effects_distribution='student_t'"
             raise ValueError(f"{what} needs covariance='diag' (a full covariance is refused)")
-        fixed = dict(fixed or {})
+        self.fixed_df = None  # a given df is a constant of the model, not a parameter
         if self.student and df is not None:
             df = float(df)
             if not np.isfinite(df) or df <= 0:
                 raise ValueError(f"df must be a positive number, got {df}")
-            fixed["log_df"] = np.log(df)
+            self.fixed_df = df
         elif df is not None:
             raise ValueError("df is given but random_effects_distribution is 'normal'")
-        return fixed
+        self.estimate_df = self.student and self.fixed_df is None
 
     def _general_names(self):
         """Names of the group variances and ``log_df`` (after the covariance entries)."""
@@ -86,7 +86,7 @@ class GeneralLayoutMixin:
             names.append(
                 f"log_var({self.param_names[j]})[{self.group_column}={self.group_levels[g]}]"
             )
-        if self.student:
+        if self.estimate_df:
             names.append("log_df")
         return names
 
@@ -95,7 +95,7 @@ class GeneralLayoutMixin:
         for j, _ in self.group_entries:
             lb.append(-20.0)
             ub.append(max(2 * np.log(w[j]) + 2, -19.0))
-        if self.student:
+        if self.estimate_df:
             lb.append(DF_BOUNDS[0])
             ub.append(DF_BOUNDS[1])
         return lb, ub
@@ -128,6 +128,8 @@ class GeneralLayoutMixin:
         """Degrees of freedom ``nu`` of the t random effects (``inf`` for normal ones)."""
         if not self.student:
             return np.inf
+        if self.fixed_df is not None:
+            return self.fixed_df
         return float(np.exp(self.x_full(x_free)[-1]))
 
     def sd_rows(self, x_free, codes):
@@ -161,6 +163,6 @@ class GeneralLayoutMixin:
         start = self._general_start
         for t, (j, lev) in enumerate(self.group_entries):
             g[start + t] = 0.5 * g_logsd[codes == lev, j].sum()
-        if self.student:
+        if self.estimate_df:
             g[-1] = self.df_value(x_free) * g_nu
         return g[self.free]

@@ -67,7 +67,7 @@ class Parametrization(GeneralLayoutMixin):
     distribution : {"normal", "student_t"}, default="normal"
         Random-effects distribution; ``"student_t"`` adds ``log_df = log(nu)``.
     df : float, default=None
-        Fixed degrees of freedom of the t (``log_df`` then held fixed).
+        Fixed degrees of freedom of the t (no ``log_df`` parameter then).
 
     Examples
     --------
@@ -115,7 +115,7 @@ class Parametrization(GeneralLayoutMixin):
         _check_names(random_effects, index, "parameter name(s) in random_effects")
         self.random_effects = [p for p in self.param_names if p in set(random_effects)]
         self.blocks = self._make_blocks(covariance, index)
-        fixed = self._setup_general(variance_groups, distribution, df, index, fixed)
+        self._setup_general(variance_groups, distribution, df, index)
 
         self.cov_pairs = []  # (covariate index, parameter index)
         names = list(self.param_names)
@@ -329,7 +329,7 @@ class Parametrization(GeneralLayoutMixin):
         gv = None if group_var is None else np.asarray(group_var, dtype=float)
         for t, (j, g) in enumerate(self.group_entries):
             x[start + t] = np.log(cov[j, j] if gv is None else gv[g, j])
-        if self.student and self.free[-1]:
+        if self.estimate_df and self.free[-1]:
             x[-1] = np.log(DF_START if df is None else float(df))
         return self.x_free(x)
 
