@@ -195,7 +195,9 @@ def variance_group_spec(X, variance_groups):
     params = [params] if isinstance(params, str) else [str(p) for p in params]
     present = [] if X is None else list(X.columns)
     if column not in present:
-        raise ValueError(f"variance group column {column!r} is not a column of X; columns: {present}")
+        raise ValueError(
+            f"variance group column {column!r} is not a column of X; columns: {present}"
+        )
     col = X[column]
     bad = np.flatnonzero(col.isna().to_numpy())
     if bad.size:

@@ -8,8 +8,9 @@ Two extensions of ``phi_i ~ N(m_i, Psi)``, both for a diagonal ``Psi``:
   its own ``Psi_i``;
 - **Student t random effects**: the random effects are jointly multivariate t
   with ``nu`` degrees of freedom and scale ``Psi_i`` (``nu`` fixed, a constant
-  of the model and no parameter, or the free parameter ``log_df = log(nu)``); parameters without a random effect keep
-  their independent normal with the variance floor.
+  of the model and no parameter, or the free parameter ``log_df = log(nu)``);
+  parameters without a random effect keep their independent normal with the
+  variance floor.
 
 :class:`GeneralLayoutMixin` gives :class:`Parametrization` the per-individual
 standard deviations, the degrees of freedom and the chain rule from gradients
