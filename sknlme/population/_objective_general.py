@@ -36,7 +36,8 @@ def group_codes(labels, levels=None, n=None):
     bad = [i for i, v in enumerate(labels) if v not in pos]
     if bad:
         raise ValueError(
-            f"individual row {bad[0]} has variance group {labels[bad[0]]!r}, not one of {levels}"
+            f"individual row {bad[0]} has variance group {str(labels[bad[0]])!r}, "
+            f"not one of {levels}"
         )
     return np.array([pos[v] for v in labels], dtype=np.intp), levels
 
