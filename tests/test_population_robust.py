@@ -181,6 +181,8 @@ def test_two_groups_variances_recovered_and_predictions_use_own_variance():
     # the 500 evaluation draws here (proposals built on the exact posterior), so 4 of
     # those SEs is 4 / sqrt(50) = 0.57 posterior SDs
     np.testing.assert_array_less(np.abs(pred - exact), 0.57 / np.sqrt(prec))
+    with pytest.raises(NotImplementedError, match="variance_groups"):
+        pop.individual_table(X)  # residual tables assume one normal Omega (not yet)
 
 
 def test_grouped_variances_bad_inputs():
