@@ -2,8 +2,10 @@
 
 One function per density serves every objective: :func:`log_density` gives
 ``log p(phi_ik; m_i, Psi_i, nu)`` with its gradient with respect to the mean,
-the log standard deviations and ``nu``, and :func:`moments_general` is the
-numba pass of the amortized objective over the same density.
+the log standard deviations and ``nu`` (importance proposals, weights), and
+:func:`moments_general` and :func:`surrogate_moments_general` are the numba
+passes of the amortized objective and of the fixed-proposal surrogate over
+the same density.
 
 For individual ``i`` with standard deviations ``sd_ij`` (diagonal ``Psi_i``,
 ``z_ij = (phi_ij - m_ij) / sd_ij``), the ``r`` dimensions of ``t_mask`` are
@@ -29,7 +31,7 @@ from scipy.special import digamma, gammaln
 from .._numerics import LOG_2PI
 from ._kernels import _FASTMATH, _weights
 
-__all__ = ["log_density", "log_norm_const", "moments_general"]
+__all__ = ["log_density", "log_norm_const", "moments_general", "surrogate_moments_general"]
 
 
 def log_norm_const(sd, nu, t_mask):
@@ -162,3 +164,71 @@ def moments_general(samples, offsets, means, inv_sd, t_mask, nu, n_chunks):
                     )
                 hnu[i] = h / s
     return lse, zbar, zz, hnu
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def surrogate_moments_general(psi, base, grad, hess, means, inv_sd, nu, delta):
+    """Moments of the fixed-proposal surrogate's weights under :func:`log_density`.
+
+    Log weights ``a_ik = base_ik + grad_ik . d_i + d_i . hess_ik d_i / 2 + log p_ik - c_i``
+    (``d_i = delta_i``, ``p`` the t, ``nu > 0``, or normal, ``nu <= 0``, density of the
+    random effects ``psi`` (n, K, r) with ``means`` and ``inv_sd`` (n, r)). Returns
+    ``lse (n,)`` (without ``c_i``), ``zbar (n, r) = sum_k w u z``, ``zz (n, r) =
+    sum_k w u z^2``, ``dfix (n, f) = sum_k w (grad + hess d)`` and ``hnu (n,)``
+    (as in :func:`moments_general`).
+    """
+    n, K, r = psi.shape
+    f = delta.shape[1]
+    student = nu > 0.0
+    lse = np.empty(n)
+    zbar = np.zeros((n, r))
+    zz = np.zeros((n, r))
+    dfix = np.zeros((n, f))
+    hnu = np.zeros(n)
+    for i in prange(n):
+        a = np.empty(K)
+        q = np.empty(K)
+        z = np.empty((K, r))
+        hd = np.empty((K, f))
+        amax = -np.inf
+        for k in range(K):
+            t = base[i, k]
+            for j in range(f):
+                h = 0.0
+                for m in range(f):
+                    h += hess[i, k, j, m] * delta[i, m]
+                hd[k, j] = h
+                t += (grad[i, k, j] + 0.5 * h) * delta[i, j]
+            s = 0.0
+            for j in range(r):
+                zj = (psi[i, k, j] - means[i, j]) * inv_sd[i, j]
+                z[k, j] = zj
+                s += zj * zj
+            q[k] = s
+            a[k] = t - (0.5 * (nu + r) * np.log1p(s / nu) if student else 0.5 * s)
+            if a[k] > amax:
+                amax = a[k]
+        if amax == -np.inf:
+            lse[i] = -np.inf
+            continue
+        total = 0.0
+        for k in range(K):
+            a[k] = np.exp(a[k] - amax)
+            total += a[k]
+        lse[i] = amax + np.log(total)
+        for k in range(K):
+            w = a[k] / total
+            if w == 0.0:
+                continue
+            u = (nu + r) / (nu + q[k]) if student else 1.0
+            for j in range(r):
+                wz = w * u * z[k, j]
+                zbar[i, j] += wz
+                zz[i, j] += wz * z[k, j]
+            for j in range(f):
+                dfix[i, j] += w * (grad[i, k, j] + hd[k, j])
+            if student:
+                hnu[i] += w * (
+                    -0.5 * np.log1p(q[k] / nu) + 0.5 * (nu + r) * q[k] / (nu * (nu + q[k]))
+                )
+    return lse, zbar, zz, dfix, hnu
