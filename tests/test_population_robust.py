@@ -8,6 +8,7 @@ against central differences.
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import integrate, stats
 
@@ -18,6 +19,7 @@ from sknlme.population import (
     NLMEPopulationEstimator,
     PopulationObjective,
     amortized_offsets,
+    parameter_table,
 )
 from sknlme.posterior import ExactGaussianPosterior
 
@@ -236,6 +238,17 @@ def test_student_t_recovered_and_beats_normal_fit():
     margin = 10.83 + 4 * 2 * np.hypot(t.loglik_mc_se_, normal.loglik_mc_se_)
     assert 2 * (t.loglik_ - normal.loglik_) > margin
     assert t.aic_ < normal.aic_
+    # profile ends on log_df / log_var map onto the df and SD rows of the parameter table
+    frame = pd.DataFrame(
+        {"parameter": ["log_df", "log_var(theta0)"], "lower": [0.5, -3.0], "upper": [1.5, -2.0]}
+    )
+    table = parameter_table(t.result_, profile=frame).set_index("parameter")
+    np.testing.assert_allclose(
+        table.loc["df", ["profile_lower", "profile_upper"]], np.exp([0.5, 1.5])
+    )
+    np.testing.assert_allclose(
+        table.loc["SD(theta0)", ["profile_lower", "profile_upper"]], np.exp([-1.5, -1.0])
+    )
 
 
 def test_df_estimated_large_on_normal_data_and_fixed_df():

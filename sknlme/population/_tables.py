@@ -174,11 +174,15 @@ def _profile_columns(table, layout, frame):
         if kind in ("fixed effect", "covariate effect", "residual error") and name in bounds:
             lo[i], hi[i] = bounds[name]
         elif kind in ("SD", "variance"):
-            key = f"log_var({name[name.index('(') + 1 : -1]})"
+            close = name.index(")")  # SD(p) or SD(p)[column=level]
+            key = f"log_var({name[name.index('(') + 1 : close]}){name[close + 1 :]}"
             if key in bounds:  # monotone in log_var: the ends map over
                 power = 0.5 if kind == "SD" else 1.0
                 with np.errstate(over="ignore"):
                     lo[i], hi[i] = np.exp(power * np.asarray(bounds[key], dtype=float))
+        elif kind == "df" and "log_df" in bounds:  # df = exp(log_df), monotone
+            with np.errstate(over="ignore"):
+                lo[i], hi[i] = np.exp(np.asarray(bounds["log_df"], dtype=float))
     return lo, hi
 
 
