@@ -97,6 +97,12 @@ def test_grouped_importance_marginal_matches_closed_form_and_surrogate_gradient(
     se = _mc_se(obj, x)
     assert np.all(np.abs(diff) < 4 * se + 1e-9)
     assert abs(diff.sum()) < 4 * np.sqrt(np.sum(se**2))
+    # the amortized objective on exact posterior draws estimates log L_i - log p(y_i),
+    # p(y_i) the marginal under the training prior: same closed form, same tolerance
+    evidence = model.marginal_loglik(X, model.prior_mean, model.prior_cov)
+    diff = base.individual_loglik(x) + evidence - exact
+    se = _mc_se(base, x)
+    assert np.all(np.abs(diff) < 4 * se + 1e-9)
     sur = FixedProposalSurrogate(obj, x)
     assert sur(x) == pytest.approx(obj(x), rel=1e-12)
     x2 = x + [0.05, -0.1, 0.1]
