@@ -170,8 +170,11 @@ class BaseObjective:
         """
         return self.layout.unpack(x)
 
-    def pack(self, beta=None, B=None, cov=None):
+    def pack(self, beta=None, B=None, cov=None, group_var=None, df=None):
         """Free vector from ``beta``, ``B`` and ``cov`` (zeros / identity where omitted).
+
+        ``group_var`` (G, d) and ``df`` fill group variances and ``log_df`` where
+        the layout has them (see ``Parametrization.pack``).
 
         Examples
         --------
@@ -181,7 +184,7 @@ class BaseObjective:
         >>> obj.pack(beta=[1.0], cov=[[1.0]])
         array([1., 0.])
         """
-        return self.layout.pack(beta=beta, B=B, cov=cov)
+        return self.layout.pack(beta=beta, B=B, cov=cov, group_var=group_var, df=df)
 
     # ------------------------------------------------------------ evaluation
     def means(self, x):

@@ -9,9 +9,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._fallback import sample_with_fallback
 from ._fitted import FittedPopulationMixin
-from ._inputs import covariate_design, covariate_effects
+from ._inputs import build_objective, covariate_effects
 from ._multistart import distinct_optima, random_startpoints, run_multistart, successful_starts
-from ._objective import PopulationObjective
 from ._params import PARAMETER_CONSTRAINTS, validate_params
 from ._refine import importance_fit
 from ._result import PopulationFitResult
@@ -51,6 +50,14 @@ class NLMEPopulationEstimator(FittedPopulationMixin, BaseEstimator):
         Column -> parameters it shifts linearly (the raw numeric column), or -> ``{"params":
         [...], "model": "linear" or "log", "center": c}``: ``c_i - c`` or ``log(c_i / c)`` (a
         power model), the fixed effect then at ``c``. Encode categories first (OneHotEncoder).
+    variance_groups : dict, default=None
+        ``{column: [params]}``: each level of that categorical column gets its own
+        variance of these random effects, ``log_var(p)[column=level]`` (diag only).
+    random_effects_distribution : {"normal", "student_t"}, default="normal"
+        Multivariate t random effects, scale ``Psi``, normalising constant included
+        (``loglik_`` compares with a normal fit's; diag only).
+    df : float, default=None
+        Fixed t degrees of freedom; None estimates ``log_df = log(df)`` in [0, log 1000].
     fixed : dict, default=None
         Population parameter name (see ``x_names_``) -> value held fixed.
     n_samples : int, default=100
@@ -204,6 +211,9 @@ class NLMEPopulationEstimator(FittedPopulationMixin, BaseEstimator):
         covariance="diag",
         random_effects=None,
         covariates=None,
+        variance_groups=None,
+        random_effects_distribution="normal",
+        df=None,
         fixed=None,
         n_samples=100,
         n_starts=20,
@@ -221,6 +231,9 @@ class NLMEPopulationEstimator(FittedPopulationMixin, BaseEstimator):
         self.covariance = covariance
         self.random_effects = random_effects
         self.covariates = covariates
+        self.variance_groups = variance_groups
+        self.random_effects_distribution = random_effects_distribution
+        self.df = df
         self.fixed = fixed
         self.n_samples = n_samples
         self.n_starts = n_starts
@@ -275,22 +288,9 @@ class NLMEPopulationEstimator(FittedPopulationMixin, BaseEstimator):
             return self.on_outside
         return "fallback" if model.has_likelihood else "raise"
 
-    def _objective(self, study, model, samples, offsets, fixed, bounds):
-        effects = covariate_effects(self.covariates)
-        names = list(effects)
-        re = self.random_effects
-        return PopulationObjective(
-            samples,
-            offsets,
-            list(model.param_names),
-            covariance=self.covariance,
-            random_effects=list(model.structural_params) if re is None else re,
-            covariates=covariate_design(study.covariates, self.covariates) if names else None,
-            covariate_names=names or None,
-            covariate_effects=effects or None,
-            fixed=fixed,
-            variance_floor=self.variance_floor * _prior_scale(model),
-            bounds=bounds,
+    def _objective(self, study, model, samples, offsets, fixed, bounds, group_levels=None):
+        return build_objective(
+            self, study, model, samples, offsets, fixed, bounds, _prior_scale(model), group_levels
         )
 
     # ------------------------------------------------------------------- fit

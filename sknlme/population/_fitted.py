@@ -64,17 +64,19 @@ class FittedPopulationMixin:
         study = model.prepare(X)
         n_draws = self._RESCORE_FACTOR * self.n_samples
         on_outside, seed = self._resolved_on_outside(model), self._eval_seed
+        # the fit's variance group levels, so that x_full_ lines up on any X
+        levels = self.objective_.layout.group_levels or None
         if self.likelihood_ == "importance":
             samples, offsets, fallback = sample_with_fallback(
                 self.posterior, model, study, self.n_samples, seed, on_outside
             )
-            base = self._objective(study, model, samples, offsets, None, None)
+            base = self._objective(study, model, samples, offsets, None, None, levels)
             objective = ImportanceObjective(base, model, study, n_draws, random_state=seed)
             return low_ess_fallback(objective, model, study, self.x_full_, fallback, seed)[0]
         samples, offsets, _ = sample_with_fallback(
             self.posterior, model, study, n_draws, seed, on_outside
         )
-        return self._objective(study, model, samples, offsets, None, None)
+        return self._objective(study, model, samples, offsets, None, None, levels)
 
     def score_samples(self, X):
         """Log-likelihood of each individual of ``X`` under the fitted population.

@@ -39,6 +39,7 @@ from sklearn.utils import check_random_state
 from ..simulate import draw_seed, keyed_standard_normal
 from ._base import BaseObjective, population_means
 from ._central import CentralGradient
+from ._importance_general import general_proposal
 from ._proposal import gaussian_likelihoods, keyed_t_draws, likelihood_gaussians, t_proposal
 from ._sharding import RowShards
 from ._weighted import WeightedDraws
@@ -116,6 +117,7 @@ class ImportanceObjective(CentralGradient, WeightedDraws, BaseObjective):
             raise ValueError(f"X has {len(study)} individuals, the draws {base.n}")
         self.layout = base.layout
         self.covariates = base.covariates
+        self.group_codes = base.group_codes
         self.model = model
         self.df, self.inflation, self.rel_step = float(df), float(inflation), float(rel_step)
         names = self.layout.param_names
@@ -262,6 +264,8 @@ class ImportanceObjective(CentralGradient, WeightedDraws, BaseObjective):
 
     def _proposal(self, xs, rows):
         """Proposal draws ``phi`` (n, b, K, d) and ``log N(psi; m, Psi) - log g`` (b, n, K)."""
+        if self.layout.general:  # grouped variances or t random effects
+            return general_proposal(self, xs, rows)
         b, n, K, d = len(xs), rows.size, self.K, self.d
         covariates = None if self.covariates is None else self.covariates[rows]
         means = np.empty((b, n, d))

@@ -9,7 +9,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["covariate_design", "covariate_effects", "covariate_matrix", "covariate_transforms"]
+__all__ = [
+    "build_objective",
+    "covariate_design",
+    "covariate_effects",
+    "covariate_matrix",
+    "covariate_transforms",
+    "variance_group_spec",
+]
 
 
 def _ident(X, i):
@@ -160,3 +167,72 @@ def covariate_matrix(X, names):
             raise ValueError(f"covariate {name!r} of individual {_ident(X, bad[0])!r} is {value!r}")
         cols.append(values)
     return np.stack(cols, axis=1) if cols else np.empty((len(X), 0))
+
+
+def variance_group_spec(X, variance_groups):
+    """``(column, labels, params)`` of ``variance_groups={column: params}`` on table ``X``.
+
+    One categorical column (any dtype; its values are read as strings); a
+    ValueError names the column when absent and the individual when its
+    value is missing.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> X = pd.DataFrame({"CELL_LINE": ["A", "B", "A"]}, index=[1, 2, 3])
+    >>> column, labels, params = variance_group_spec(X, {"CELL_LINE": "log_delta"})
+    >>> column, labels.tolist(), params
+    ('CELL_LINE', ['A', 'B', 'A'], ['log_delta'])
+    """
+    if variance_groups is None:
+        return None
+    if not isinstance(variance_groups, dict) or len(variance_groups) != 1:
+        raise ValueError(
+            "variance_groups must be a dict of one column -> parameter names, "
+            f"got {variance_groups!r}"
+        )
+    ((column, params),) = variance_groups.items()
+    params = [params] if isinstance(params, str) else [str(p) for p in params]
+    present = [] if X is None else list(X.columns)
+    if column not in present:
+        raise ValueError(
+            f"variance group column {column!r} is not a column of X; columns: {present}"
+        )
+    col = X[column]
+    bad = np.flatnonzero(col.isna().to_numpy())
+    if bad.size:
+        raise ValueError(
+            f"variance group column {column!r} of individual {_ident(X, bad[0])!r} is missing"
+        )
+    return str(column), col.astype(str).to_numpy(), params
+
+
+def build_objective(est, study, model, samples, offsets, fixed, bounds, floor_scale, levels=None):
+    """The amortized :class:`PopulationObjective` of estimator ``est`` on ``study``'s draws.
+
+    ``floor_scale`` multiplies ``est.variance_floor`` per parameter; ``levels``
+    are the variance group levels of an earlier fit (so that its parameter
+    vector lines up on new individuals).
+    """
+    from ._objective import PopulationObjective
+
+    effects = covariate_effects(est.covariates)
+    names = list(effects)
+    re = est.random_effects
+    return PopulationObjective(
+        samples,
+        offsets,
+        list(model.param_names),
+        covariance=est.covariance,
+        random_effects=list(model.structural_params) if re is None else re,
+        covariates=covariate_design(study.covariates, est.covariates) if names else None,
+        covariate_names=names or None,
+        covariate_effects=effects or None,
+        fixed=fixed,
+        variance_floor=est.variance_floor * floor_scale,
+        bounds=bounds,
+        variance_groups=variance_group_spec(study.covariates, est.variance_groups),
+        group_levels=levels,
+        random_effects_distribution=est.random_effects_distribution,
+        df=est.df,
+    )

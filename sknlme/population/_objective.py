@@ -10,6 +10,12 @@ import numpy as np
 from .._numerics import LOG_2PI
 from . import _kernels
 from ._base import BaseObjective, population_means
+from ._objective_general import (
+    general_log_terms,
+    general_moments,
+    general_value_and_gradient,
+    group_codes,
+)
 from ._offsets import _as_samples, amortized_offsets
 from ._parametrization import Parametrization
 
@@ -87,6 +93,17 @@ class PopulationObjective(BaseObjective):
         Variance of parameters without random effect.
     bounds : dict, default=None
         Name -> ``(low, high)`` overriding the data-driven defaults.
+    variance_groups : tuple (column, labels, params), default=None
+        Group-specific variances: ``labels`` (n,) is each individual's level of
+        ``column``; the random effects ``params`` get one log-variance per level
+        (``log_var(p)[column=level]``). Diagonal covariance only.
+    group_levels : sequence, default=None
+        The levels (sorted labels when None), e.g. those of an earlier fit.
+    random_effects_distribution : {"normal", "student_t"}, default="normal"
+        Multivariate t random effects (scale ``Psi``, its normalising constant
+        included) with ``df`` degrees of freedom; diagonal covariance only.
+    df : float, default=None
+        Fixed degrees of freedom; when None ``log_df = log(df)`` is estimated.
 
     Examples
     --------
@@ -115,11 +132,21 @@ class PopulationObjective(BaseObjective):
         fixed=None,
         variance_floor=1e-3,
         bounds=None,
+        variance_groups=None,
+        group_levels=None,
+        random_effects_distribution="normal",
+        df=None,
     ):
         self._set_samples(samples, log_offsets, len(param_names))
         n = self.n
         cov_values, cov_names = self._check_covariates(covariates, covariate_names, n)
         self.covariates = cov_values
+        self.group_codes = np.zeros(n, dtype=np.intp)
+        groups = None
+        if variance_groups is not None:
+            column, labels, params = variance_groups
+            self.group_codes, levels = group_codes(labels, group_levels, n)
+            groups = (column, levels, params)
         lo, hi = self._sample_range()
         self.layout = Parametrization(
             param_names,
@@ -132,6 +159,9 @@ class PopulationObjective(BaseObjective):
             bounds=bounds,
             sample_range=(lo, hi),
             covariate_scale=cov_values.std(axis=0) if cov_values.shape[1] else None,
+            variance_groups=groups,
+            distribution=random_effects_distribution,
+            df=df,
         )
         # entries of sum_k w z z^T the chain rule needs: inside the covariance blocks
         self._pattern = np.zeros((self.d, self.d), dtype=np.int8)
@@ -229,6 +259,8 @@ class PopulationObjective(BaseObjective):
 
     # ------------------------------------------------------------ evaluation
     def _moments(self, x):
+        if self.layout.general:
+            return general_moments(self, x)
         beta, B, L = self.layout.factors(x)
         linv = np.linalg.inv(L)  # exact enough: L is triangular with a positive diagonal
         means = population_means(beta, B, self.covariates)
@@ -271,6 +303,10 @@ class PopulationObjective(BaseObjective):
             return cached[0], cached[1].copy()
         if not np.all(np.isfinite(x)):
             return np.nan, np.full(self.n_x, np.nan)
+        if self.layout.general:
+            f, g = general_value_and_gradient(self, x)
+            self._cache = (key, (f, g))
+            return f, g.copy()
         lse, zbar, S, B, linv = self._moments(x)
         f = -np.sum(lse) + self.n * np.log(self.K)
         # df/dm_i = -L^{-T} zbar_i, so df/dbeta = -L^{-T} sum_i zbar_i and
@@ -284,6 +320,8 @@ class PopulationObjective(BaseObjective):
         return float(f), g.copy()
 
     def _log_terms(self, x):
+        if self.layout.general:
+            return general_log_terms(self, x)
         beta, B, L = self.layout.factors(x)
         linv = np.linalg.inv(L)
         means = population_means(beta, B, self.covariates)

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._layout_general import DF_START, GeneralLayoutMixin
+
 __all__ = ["Parametrization"]
 
 
@@ -29,7 +31,7 @@ def _check_names(names, known, what):
         raise ValueError(f"unknown {what} {unknown}; known: {list(known)}")
 
 
-class Parametrization:
+class Parametrization(GeneralLayoutMixin):
     """Layout of the population parameter vector.
 
     Parameters
@@ -58,6 +60,14 @@ class Parametrization:
         Per-parameter minimum and maximum of the draws, for default bounds.
     covariate_scale : array-like of shape (p,), default=None
         Standard deviation of each covariate, for default bounds.
+    variance_groups : tuple (column, levels, params), default=None
+        One log-variance per level of ``column`` for the random effects
+        ``params``, named ``log_var(p)[column=level]`` (diagonal ``Psi`` only;
+        see ``_layout_general``).
+    distribution : {"normal", "student_t"}, default="normal"
+        Random-effects distribution; ``"student_t"`` adds ``log_df = log(nu)``.
+    df : float, default=None
+        Fixed degrees of freedom of the t (no ``log_df`` parameter then).
 
     Examples
     --------
@@ -83,6 +93,9 @@ class Parametrization:
         bounds=None,
         sample_range=None,
         covariate_scale=None,
+        variance_groups=None,
+        distribution="normal",
+        df=None,
     ):
         self.param_names = [str(p) for p in param_names]
         d = self.d = len(self.param_names)
@@ -102,6 +115,7 @@ class Parametrization:
         _check_names(random_effects, index, "parameter name(s) in random_effects")
         self.random_effects = [p for p in self.param_names if p in set(random_effects)]
         self.blocks = self._make_blocks(covariance, index)
+        self._setup_general(variance_groups, distribution, df, index)
 
         self.cov_pairs = []  # (covariate index, parameter index)
         names = list(self.param_names)
@@ -122,6 +136,8 @@ class Parametrization:
         self._cov_start = len(names)
         self.chol_entries = []  # (row, col, kind) with kind "log_var", "log_chol" or "chol"
         for block in self.blocks:
+            if len(block) == 1 and block[0] in set(self.grouped):
+                continue  # one log-variance per group level instead (_general_names)
             if len(block) == 1:
                 self.chol_entries.append((block[0], block[0], "log_var"))
                 continue
@@ -133,6 +149,7 @@ class Parametrization:
         for j, m, kind in self.chol_entries:
             pj, pm = self.param_names[j], self.param_names[m]
             names.append(f"chol({pj},{pm})" if kind == "chol" else f"{kind}({pj})")
+        names += self._general_names()
         self.x_names_full = names
         self.n_full = len(names)
         self.diagonal = all(len(b) == 1 for b in self.blocks)
@@ -221,6 +238,9 @@ class Parametrization:
             }[kind]
             lb.append(low)
             ub.append(max(high, low + 1.0))
+        if self.general:
+            glb, gub = self._general_bounds(w)
+            lb, ub = lb + glb, ub + gub
         return np.array(lb), np.array(ub)
 
     # ----------------------------------------------------------- vectors
@@ -254,24 +274,39 @@ class Parametrization:
         for t, (c, j) in enumerate(self.cov_pairs):
             B[c, j] = x[d + t]
         L = np.diag(np.sqrt(self.variance_floor))
-        for v, (j, m, kind) in zip(x[self._cov_start :], self.chol_entries, strict=True):
+        entries = x[self._cov_start : self._cov_start + len(self.chol_entries)]
+        for v, (j, m, kind) in zip(entries, self.chol_entries, strict=True):
             if kind == "log_var":
                 L[j, j] = np.exp(0.5 * v)
             elif kind == "log_chol":
                 L[j, j] = np.exp(v)
             else:
                 L[j, m] = v
+        for v, (j, g) in zip(x[self._general_start :], self.group_entries, strict=False):
+            if g == 0:  # grouped: the first level's (see group_variances for all)
+                L[j, j] = np.exp(0.5 * v)
         return beta, B, L
 
     def unpack(self, x_free):
-        """Dictionary with ``beta`` (d,), ``B`` (p, d) and ``cov`` (d, d) (floors included)."""
-        beta, B, L = self.factors(x_free)
-        return {"beta": beta, "B": B, "cov": L @ L.T}
+        """Dictionary with ``beta`` (d,), ``B`` (p, d) and ``cov`` (d, d) (floors included).
 
-    def pack(self, beta=None, B=None, cov=None):
+        With variance groups ``cov`` holds the first level's variances and
+        ``group_var`` (G, d) every level's; ``df`` is the t's degrees of freedom
+        (``inf`` for normal random effects).
+        """
+        beta, B, L = self.factors(x_free)
+        out = {"beta": beta, "B": B, "cov": L @ L.T}
+        if self.general:
+            out["group_var"] = self.group_variances(x_free)
+            out["df"] = self.df_value(x_free)
+        return out
+
+    def pack(self, beta=None, B=None, cov=None, group_var=None, df=None):
         """Free vector from ``beta``, ``B`` and ``cov`` (zeros / identity where omitted).
 
-        Only the entries of ``cov`` inside the covariance blocks are used.
+        Only the entries of ``cov`` inside the covariance blocks are used. Group
+        levels take ``group_var`` (G, d) where given, else ``cov``'s diagonal;
+        ``log_df`` takes ``log(df)`` (10 when omitted, unless it is fixed).
         """
         d = self.d
         x = self.fixed_values.copy()
@@ -290,6 +325,12 @@ class Parametrization:
                 "log_chol": np.log(L[j, j]),
                 "chol": L[j, m],
             }[kind]
+        start = self._general_start
+        gv = None if group_var is None else np.asarray(group_var, dtype=float)
+        for t, (j, g) in enumerate(self.group_entries):
+            x[start + t] = np.log(cov[j, j] if gv is None else gv[g, j])
+        if self.estimate_df and self.free[-1]:
+            x[-1] = np.log(DF_START if df is None else float(df))
         return self.x_free(x)
 
     def chain(self, x_free, g_beta, g_B, g_L):
@@ -299,6 +340,8 @@ class Parametrization:
         g[: self.d] = g_beta
         for t, (c, j) in enumerate(self.cov_pairs):
             g[self.d + t] = g_B[c, j]
+        if self.general:
+            raise ValueError("chain() is for the normal layout; use chain_general()")
         for t, (j, m, kind) in enumerate(self.chol_entries):
             if kind == "log_var":  # L_jj = exp(v / 2)
                 val = 0.5 * L[j, j] * g_L[j, j]

@@ -23,8 +23,18 @@ from ._objective import PopulationObjective
 __all__ = ["refit_rows", "subset_objective"]
 
 # per-row attributes of each objective: (name, how to index)
-_AMORTIZED_ROWS = ("_draws", "log_offsets", "covariates")
-_IMPORTANCE_ROWS = ("covariates", "_ids", "_keys", "_lam", "_eta", "_std", "_log_t0", "_pop_std")
+_AMORTIZED_ROWS = ("_draws", "log_offsets", "covariates", "group_codes")
+_IMPORTANCE_ROWS = (
+    "covariates",
+    "group_codes",
+    "_ids",
+    "_keys",
+    "_lam",
+    "_eta",
+    "_std",
+    "_log_t0",
+    "_pop_std",
+)
 
 
 def _take(value, rows):

@@ -60,6 +60,13 @@ def _jacobian(model, study, phi, cols, rel_step=1e-5):
 
 def _fit_values(estimator, X):
     """Study, population means, EBEs, PRED, IPRED and the random-effect columns."""
+    layout = estimator.result_.layout
+    if getattr(layout, "general", False):
+        # residuals, NPDE and shrinkage assume one normal Omega for every individual
+        raise NotImplementedError(
+            "observation_table, individual_table and shrinkage do not support "
+            "variance_groups or random_effects_distribution='student_t' yet"
+        )
     model = estimator.posterior.model
     study = model.prepare(X)
     means = _population_means(estimator, study)

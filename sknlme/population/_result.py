@@ -18,6 +18,7 @@ from ._summary import (
     fd_hessian,
     inverse_hessian,
     population_table,
+    random_effect_rows,
     warn_low_ess,
 )
 
@@ -52,13 +53,14 @@ def population_estimates(layout, x):
     """
     names = list(layout.param_names)
     est = layout.unpack(np.asarray(x, dtype=float))
-    re = list(layout.random_effects)
-    sd = np.sqrt(np.diag(est["cov"]))
+    rows = random_effect_rows(layout)  # grouped SDs as p[column=level]
+    var = est.get("group_var", np.diag(est["cov"])[None])
+    sd = [np.sqrt(var[g, j]) for _, j, g in rows]
     return {
         "fixed_effects": pd.Series(est["beta"], index=names, name="fixed_effects"),
         "covariate_effects": pd.DataFrame(est["B"], index=layout.covariate_names, columns=names),
         "random_effects": pd.Series(
-            sd[[names.index(p) for p in re]], index=re, name="sd", dtype=float
+            sd, index=[names[j] + tag for tag, j, _ in rows], name="sd", dtype=float
         ),
         "covariance": pd.DataFrame(est["cov"], index=names, columns=names),
     }

@@ -113,6 +113,32 @@ def jacobian(fun, x, rel_step=1e-6):
     return central_quotients([np.asarray(fun(p), dtype=float) for p in points], h)
 
 
+def random_effect_rows(layout):
+    """``(tag, parameter index, group level)`` of every reported random-effect SD.
+
+    A grouped parameter ``p`` has one row per level, tagged ``[column=level]``
+    (reported as ``SD(p)[column=level]``); the others one row at level 0, tag "".
+
+    Examples
+    --------
+    >>> from sknlme.population._parametrization import Parametrization
+    >>> par = Parametrization(["a", "b"], variance_groups=("G", ["u", "v"], ["a"]))
+    >>> [f"SD({par.param_names[j]}){tag}" for tag, j, _ in random_effect_rows(par)]
+    ['SD(a)[G=u]', 'SD(a)[G=v]', 'SD(b)']
+    """
+    names = layout.param_names
+    grouped = set(getattr(layout, "grouped", []))
+    rows = []
+    for p in layout.random_effects:
+        j = names.index(p)
+        if j in grouped:
+            col = layout.group_column
+            rows += [(f"[{col}={lev}]", j, g) for g, lev in enumerate(layout.group_levels)]
+        else:
+            rows.append(("", j, 0))
+    return rows
+
+
 def derived_quantities(unpacked, layout):
     """Reported quantities of one parameter vector.
 
@@ -128,7 +154,8 @@ def derived_quantities(unpacked, layout):
     -------
     list of (name, kind, value)
         Kinds ``"fixed effect"``, ``"covariate effect"``, ``"SD"``,
-        ``"variance"`` and ``"correlation"`` (pairs inside a block).
+        ``"variance"``, ``"correlation"`` (pairs inside a block) and ``"df"``
+        (estimated t degrees of freedom); grouped SDs read ``SD(p)[column=level]``.
     """
     beta, B, cov = unpacked["beta"], unpacked["B"], unpacked["cov"]
     names, covs = layout.param_names, layout.covariate_names
@@ -136,6 +163,14 @@ def derived_quantities(unpacked, layout):
     out += [(f"{covs[c]}:{names[j]}", "covariate effect", B[c, j]) for c, j in layout.cov_pairs]
     sd = np.sqrt(np.diag(cov))
     re = [names.index(p) for p in layout.random_effects]
+    if getattr(layout, "general", False):  # group-specific variances, t degrees of freedom
+        rows = random_effect_rows(layout)
+        var = unpacked["group_var"]
+        out += [(f"SD({names[j]}){tag}", "SD", np.sqrt(var[g, j])) for tag, j, g in rows]
+        out += [(f"Var({names[j]}){tag}", "variance", var[g, j]) for tag, j, g in rows]
+        if layout.estimate_df:
+            out.append(("df", "df", unpacked["df"]))
+        return out
     out += [(f"SD({names[j]})", "SD", sd[j]) for j in re]
     out += [(f"Var({names[j]})", "variance", cov[j, j]) for j in re]
     for block in layout.blocks:

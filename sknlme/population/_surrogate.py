@@ -31,6 +31,7 @@ from .._numerics import LOG_2PI
 from ._base import BaseObjective, population_means
 from ._importance import _BATCH_DRAWS
 from ._proposal_kernel import surrogate_moments
+from ._surrogate_general import general_log_pop, general_value_and_gradient
 from ._weighted import WeightedDraws
 
 __all__ = ["FixedProposalSurrogate"]
@@ -151,6 +152,7 @@ class FixedProposalSurrogate(WeightedDraws, BaseObjective):
         self.layout, self.covariates, self.n = objective.layout, objective.covariates, objective.n
         self.re, self.fe, self.K, self.d = objective.re, objective.fe, objective.K, objective.d
         self.x_center = x_center.copy()
+        self.group_codes = objective.group_codes
         beta, B, L = self.layout.factors(x_center)
         self._means_c = population_means(beta, B, self.covariates)
         scale = np.maximum(1.0, np.abs(self._means_c[:, self.fe]).max(axis=0, initial=0.0))
@@ -158,8 +160,10 @@ class FixedProposalSurrogate(WeightedDraws, BaseObjective):
         shifts = taylor_shifts(self.fe.size, self.steps)
         phi, log_ratio, loglik = shifted_logliks(objective, x_center, shifts)
         self._psi = np.ascontiguousarray(phi[..., self.re])
-        L_re = L[np.ix_(self.re, self.re)]
-        log_pop_c = _gauss(self._psi, self._means_c[:, self.re], L_re)[0]
+        if self.layout.general:  # grouped variances or t random effects
+            log_pop_c = general_log_pop(self, x_center)[1]
+        else:
+            log_pop_c = _gauss(self._psi, self._means_c[:, self.re], L[np.ix_(self.re, self.re)])[0]
         # base_ik = l_ik(centre) - log g_ik, as log_ratio = log N_c - log g
         self._base = loglik[0] + log_ratio - log_pop_c
         self._a, self._H = taylor_coefficients(loglik, self.steps)
@@ -168,10 +172,13 @@ class FixedProposalSurrogate(WeightedDraws, BaseObjective):
     # ------------------------------------------------------------ evaluation
     def _terms(self, x):
         """Log weights (n, K) at ``x`` and what the gradient needs."""
-        beta, B, L = self.layout.factors(np.asarray(x, dtype=float))
-        means = population_means(beta, B, self.covariates)
-        L_re = L[np.ix_(self.re, self.re)]
-        log_pop, z, linv = _gauss(self._psi, means[:, self.re], L_re)
+        if self.layout.general:
+            means, log_pop = general_log_pop(self, x)
+            z = linv = None
+        else:
+            beta, B, L = self.layout.factors(np.asarray(x, dtype=float))
+            means = population_means(beta, B, self.covariates)
+            log_pop, z, linv = _gauss(self._psi, means[:, self.re], L[np.ix_(self.re, self.re)])
         delta = means[:, self.fe] - self._means_c[:, self.fe]  # (n, f)
         Hd = np.einsum("nkfg,ng->nkf", self._H, delta)
         taylor = np.einsum("nkf,nf->nk", self._a + 0.5 * Hd, delta)
@@ -271,6 +278,10 @@ class FixedProposalSurrogate(WeightedDraws, BaseObjective):
             return cached[0], cached[1].copy()
         if not np.all(np.isfinite(x)):
             return np.nan, np.full(self.n_x, np.nan)
+        if self.layout.general:
+            value, g = general_value_and_gradient(self, x)
+            self._cache = (key, (value, g))
+            return value, g.copy()
         beta, B, L = self.layout.factors(x)
         means = population_means(beta, B, self.covariates)
         L_re = L[np.ix_(self.re, self.re)]

@@ -35,6 +35,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from ._summary import random_effect_rows
+
 __all__ = [
     "condition_number",
     "estimate_correlation",
@@ -133,6 +135,9 @@ def _row_params(layout):
     names = list(layout.param_names)
     rows = list(names)
     rows += [names[j] for _, j in layout.cov_pairs]
+    if getattr(layout, "general", False):
+        re_rows = [names[j] for _, j, _ in random_effect_rows(layout)]
+        return rows + re_rows * 2 + ([None] if layout.estimate_df else [])
     rows += list(layout.random_effects) * 2  # SDs, then variances
     rows += [None] * sum(len(b) * (len(b) - 1) // 2 for b in layout.blocks)
     return rows
@@ -169,11 +174,15 @@ def _profile_columns(table, layout, frame):
         if kind in ("fixed effect", "covariate effect", "residual error") and name in bounds:
             lo[i], hi[i] = bounds[name]
         elif kind in ("SD", "variance"):
-            key = f"log_var({name[name.index('(') + 1 : -1]})"
+            close = name.index(")")  # SD(p) or SD(p)[column=level]
+            key = f"log_var({name[name.index('(') + 1 : close]}){name[close + 1 :]}"
             if key in bounds:  # monotone in log_var: the ends map over
                 power = 0.5 if kind == "SD" else 1.0
                 with np.errstate(over="ignore"):
                     lo[i], hi[i] = np.exp(power * np.asarray(bounds[key], dtype=float))
+        elif kind == "df" and "log_df" in bounds:  # df = exp(log_df), monotone
+            with np.errstate(over="ignore"):
+                lo[i], hi[i] = np.exp(np.asarray(bounds["log_df"], dtype=float))
     return lo, hi
 
 
@@ -266,7 +275,8 @@ def parameter_table(result, error_params=(), confidence=0.95, profile=None):
         with np.errstate(over="ignore"):
             n_plo[i], n_phi[i] = np.exp(p_lo[i]), np.exp(p_hi[i])
     for i in np.flatnonzero((kind == "SD") & logs):
-        nat_name[i] = f"CV%({params[i][4:]})"
+        name = table["parameter"].iat[i]
+        nat_name[i] = f"CV%({params[i][4:]})" + name[name.index(")") + 1 :]  # + [group]
         cv, d = lognormal_cv(est[i])
         n_est[i], n_se[i] = cv, d * se[i]
         with np.errstate(divide="ignore", invalid="ignore"):
