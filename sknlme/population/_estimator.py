@@ -10,10 +10,11 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._fallback import sample_with_fallback
 from ._fitted import FittedPopulationMixin
 from ._inputs import build_objective, covariate_effects
-from ._multistart import distinct_optima, random_startpoints, run_multistart, successful_starts
+from ._multistart import distinct_optima, random_startpoints, successful_starts
 from ._params import PARAMETER_CONSTRAINTS, validate_params
 from ._refine import importance_fit
 from ._result import PopulationFitResult
+from ._screening import screened_multistart
 
 
 def _prior_scale(model):
@@ -64,7 +65,9 @@ class NLMEPopulationEstimator(FittedPopulationMixin, BaseEstimator):
         Posterior draws per individual for the fit (draws are keyed by
         individual ID, so an individual's terms do not depend on the other rows).
     n_starts : int, default=20
-        Optimiser starts, uniform in the bounds.
+        Optimiser starts, uniform in the bounds. With more than 2,000
+        individuals they run on 2,000 drawn at random, and the best 4 distinct
+        end points are finished on all (at N = 10,000 a third of the time).
     optimizer : pypesto.optimize.Optimizer, default=None
         Local optimiser; SciPy L-BFGS-B when None.
     bounds : dict, default=None
@@ -161,7 +164,8 @@ class NLMEPopulationEstimator(FittedPopulationMixin, BaseEstimator):
         ``converged``), indexed by ID; empty when none did.
     n_starts_converged_ : int
         Starts that reached the best value (within ``max(0.01, 1e-6 |f|)``);
-        with the importance likelihood, among its refinements.
+        with the importance likelihood, among its refinements; past 2,000
+        individuals, among the finished end points of the screened starts.
     n_starts_failed_ : int
         Starts (and refinements) that raised or ended at a non-finite value.
     optimize_result_ : pypesto.Result
@@ -338,7 +342,9 @@ class NLMEPopulationEstimator(FittedPopulationMixin, BaseEstimator):
         lb, ub = objective.bounds
         x0 = random_startpoints(lb, ub, self.n_starts, seed_starts)
         multistart = dict(optimizer=self.optimizer, n_jobs=self.n_jobs, verbose=self.verbose)
-        result = run_multistart(objective, objective.x_names, lb, ub, x0, **multistart)
+        result = screened_multistart(
+            objective, objective.x_names, lb, ub, x0, seed_starts + 1, **multistart
+        )
         ok, failed = successful_starts(result, stacklevel=3)
         self.likelihood_ = self._resolved_likelihood(model)
         if self.likelihood_ == "importance":
