@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 # bench/ is a top-level package of the repository, not of the installed sknlme
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -28,6 +29,7 @@ TOLERANCE = pd.Series(
 )
 
 
+@pytest.mark.slow  # one PK fit: 15 s alone, 106 s on the loaded machine
 def test_wald_se_match_exact_observed_information():
     X, _, seed = coverage.simulate(0, 0, 12)
     with warnings.catch_warnings():
