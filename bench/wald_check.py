@@ -1,6 +1,6 @@
 """Wald SEs of the coverage design against the exact observed information (issue 14).
 
-Run ``python -m bench.wald_check`` (25 replicates of 24 subjects; about 10 minutes on
+Run ``python -m bench.wald_check`` (25 replicates of 24 subjects; 20 took 12 minutes on
 2 loaded cores) or ``--n-subjects 48 --no-sknlme --no-nlme`` for the exact part only.
 
 For the replicates of :mod:`bench.coverage` (same seeds, so replicate ``r`` here is
