@@ -57,25 +57,39 @@ TRUTH = pd.Series(
 GOAL = (0.93, 0.97)
 
 
+def simulate(rep, seed, n_subjects):
+    """The data of replicate ``rep`` (``X``, true individual parameters) and its fit seed."""
+    data_seed, fit_seed = np.random.SeedSequence([seed, rep]).generate_state(2)
+    X, phi = make_population(
+        OneCompartmentOral(),
+        n_subjects,
+        {"mean": MEAN, "sd": SD},
+        random_state=int(data_seed),
+        design=load_theophylline(),
+    )
+    return X, phi, int(fit_seed)
+
+
+def fit(X, fit_seed, likelihood="importance", n_samples=100, n_starts=2):
+    """The replicates' fit: Laplace proposals, random effects on ``RANDOM_EFFECTS``."""
+    model = OneCompartmentOral()
+    return NLMEPopulationEstimator(
+        LaplacePosterior(model).fit(),
+        random_effects=RANDOM_EFFECTS,
+        n_samples=n_samples,
+        n_starts=n_starts,
+        likelihood=likelihood,
+        random_state=fit_seed,
+    ).fit(X)
+
+
 def replicate(rep, seed, n_subjects, likelihood, n_samples, n_starts, profile_params):
     """Simulate and fit one replicate; one row per target with both intervals."""
-    data_seed, fit_seed = np.random.SeedSequence([seed, rep]).generate_state(2)
-    model = OneCompartmentOral()
-    params = {"mean": MEAN, "sd": SD}
-    X, _ = make_population(
-        model, n_subjects, params, random_state=int(data_seed), design=load_theophylline()
-    )
+    X, _, fit_seed = simulate(rep, seed, n_subjects)
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # low-ESS notes: counted below
-        pop = NLMEPopulationEstimator(
-            LaplacePosterior(model).fit(),
-            random_effects=RANDOM_EFFECTS,
-            n_samples=n_samples,
-            n_starts=n_starts,
-            likelihood=likelihood,
-            random_state=int(fit_seed),
-        ).fit(X)
+        pop = fit(X, fit_seed, likelihood, n_samples, n_starts)
         fit_s = time.perf_counter() - start
         if profile_params != []:
             pop.profile(profile_params)

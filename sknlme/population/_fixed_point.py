@@ -1,7 +1,7 @@
 """Optimisation of the importance likelihood by re-centred fixed-proposal surrogates.
 
 Each outer iteration builds a :class:`FixedProposalSurrogate` at the current
-point (one batch of ``1 + 2 f + f (f - 1) / 2`` likelihood passes), minimises
+point (one batch of ``1 + 2 f + f (f - 1)`` likelihood passes), minimises
 it with the analytic gradient inside a trust box, and moves the centre there,
 until the step is below ``xtol`` (the proposals then sit at the optimum they
 produce: a fixed point, as NONMEM's IMP and Monolix's importance sampling

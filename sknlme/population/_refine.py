@@ -17,7 +17,7 @@ from ._surrogate import FixedProposalSurrogate
 __all__ = ["importance_fit", "refine"]
 
 N_REFINE = 3  # best amortized end points refined
-HESSIAN_DRAWS = 2**18  # draws in all for the Hessian (its surrogate costs 3 passes)
+HESSIAN_DRAWS = 2**18  # draws in all for the Hessian (its surrogate: 1 + 2 f + f (f - 1) passes)
 _POLISH_SALT = 0x9E3779B1
 
 
