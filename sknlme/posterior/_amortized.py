@@ -28,7 +28,12 @@ def _round_seed(seed, r):
 
 
 class AmortizedPosterior(
-    UnitRescaling, Diagnosis, EnvelopeChecks, Storage, Hyperparameters, TransformerMixin,
+    UnitRescaling,
+    Diagnosis,
+    EnvelopeChecks,
+    Storage,
+    Hyperparameters,
+    TransformerMixin,
     BaseEstimator,
 ):
     """Neural posterior estimator q(phi | y_i) of one individual's parameters.

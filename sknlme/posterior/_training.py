@@ -146,7 +146,9 @@ def training_chunks(model, X_sim, phi_sim, n_simulations, rng, verbose=0, censor
         chunks = presimulated(model, X_sim, phi_sim)
         if limits is not None:
             lim = [random_limits(p, rng) if isinstance(limits, str) else limits for p, *_ in chunks]
-            chunks = [(_censor_more(p, m), c, phi) for (p, c, phi), m in zip(chunks, lim)]
+            chunks = [
+                (_censor_more(p, m), c, phi) for (p, c, phi), m in zip(chunks, lim, strict=True)
+            ]
     return drop_failed(chunks)
 
 
