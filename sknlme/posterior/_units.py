@@ -203,7 +203,7 @@ class StudyBoundPosterior:
     >>> post = AmortizedPosterior(model, hidden_units=(8,), flow_depth=2, n_simulations=256,
     ...                           epochs=1, rescale_units=True, random_state=0).fit()
     >>> bound = StudyBoundPosterior(post, post.unit_scales_ * [60.0, 1000.0, 1.0])
-    >>> bound.unit_shift.round(3).tolist()  # CL in mL/min from L/h: + log(1000 / 60)
+    >>> (0.0 - bound.unit_shift).round(3).tolist()  # log CL in mL/min: + log(1000 / 60)
     [2.813, 6.908, 0.0]
     """
 
@@ -225,27 +225,104 @@ class StudyBoundPosterior:
         return True
 
     def fit(self, *args, **kwargs):
-        """Not available: fit the posterior this one binds."""
+        """Not available: fit the posterior this one binds.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sknlme.models import LinearCompartmental
+        >>> from sknlme.posterior import AmortizedPosterior, StudyBoundPosterior
+        >>> post = AmortizedPosterior(LinearCompartmental(1, "iv"), rescale_units=True)
+        >>> post.unit_scales_ = np.ones(3)  # as fit sets it
+        >>> StudyBoundPosterior(post, [1.0, 1.0, 1.0]).fit()
+        Traceback (most recent call last):
+        ...
+        TypeError: a StudyBoundPosterior is not fitted; fit the posterior it binds
+        """
         raise TypeError("a StudyBoundPosterior is not fitted; fit the posterior it binds")
 
     def for_study(self, X):
-        """This bound posterior itself (its scales stay those it was bound to)."""
+        """This bound posterior itself (its scales stay those it was bound to).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sknlme.models import LinearCompartmental
+        >>> from sknlme.posterior import AmortizedPosterior, StudyBoundPosterior
+        >>> post = AmortizedPosterior(LinearCompartmental(1, "iv"), rescale_units=True)
+        >>> post.unit_scales_ = np.ones(3)  # as fit sets it
+        >>> bound = StudyBoundPosterior(post, [2.0, 1.0, 1.0])
+        >>> bound.for_study(None) is bound
+        True
+        """
         return self
 
     def sample(self, X, n_samples=None, random_state=None):
-        """Draws in the bound study's units (see :meth:`AmortizedPosterior.sample`)."""
+        """Draws in the bound study's units (see :meth:`AmortizedPosterior.sample`).
+
+        Examples
+        --------
+        >>> from sknlme.models import LinearCompartmental
+        >>> from sknlme.posterior import AmortizedPosterior
+        >>> model = LinearCompartmental(1, "iv")
+        >>> post = AmortizedPosterior(model, hidden_units=(8,), flow_depth=2, n_simulations=128,
+        ...                           epochs=1, rescale_units=True, random_state=0).fit()
+        >>> X, _ = model.simulate(2, random_state=1)
+        >>> bound = post.for_study(X)
+        >>> bound.sample(X, 4, random_state=0).shape
+        (2, 4, 3)
+        """
         return self.posterior._draw(X, n_samples, random_state, self.unit_scales)
 
     def transform(self, X):
-        """``sample(X, n_samples, random_state)`` of the posterior's settings."""
+        """``sample(X, n_samples, random_state)`` of the posterior's settings.
+
+        Examples
+        --------
+        >>> from sknlme.models import LinearCompartmental
+        >>> from sknlme.posterior import AmortizedPosterior
+        >>> model = LinearCompartmental(1, "iv")
+        >>> post = AmortizedPosterior(model, hidden_units=(8,), flow_depth=2, n_simulations=128,
+        ...                           epochs=1, rescale_units=True, random_state=0).fit()
+        >>> X, _ = model.simulate(2, random_state=1)
+        >>> bound = post.for_study(X)
+        >>> bound.transform(X).shape
+        (2, 100, 3)
+        """
         return self.sample(X, self.posterior.n_samples, self.posterior.random_state)
 
     def log_prob(self, X, phi):
-        """Log density of ``phi`` in the bound study's units (the shift's Jacobian is 1)."""
+        """Log density of ``phi`` in the bound study's units (the shift's Jacobian is 1).
+
+        Examples
+        --------
+        >>> from sknlme.models import LinearCompartmental
+        >>> from sknlme.posterior import AmortizedPosterior
+        >>> model = LinearCompartmental(1, "iv")
+        >>> post = AmortizedPosterior(model, hidden_units=(8,), flow_depth=2, n_simulations=128,
+        ...                           epochs=1, rescale_units=True, random_state=0).fit()
+        >>> X, _ = model.simulate(2, random_state=1)
+        >>> bound = post.for_study(X)
+        >>> bound.log_prob(X, bound.sample(X, 3, random_state=0)).shape
+        (2, 3)
+        """
         return self.posterior._density(X, phi, self.unit_scales)
 
     def check_envelope(self, X):
-        """The envelope check on ``X`` mapped with the bound scales."""
+        """The envelope check on ``X`` mapped with the bound scales.
+
+        Examples
+        --------
+        >>> from sknlme.models import LinearCompartmental
+        >>> from sknlme.posterior import AmortizedPosterior
+        >>> model = LinearCompartmental(1, "iv")
+        >>> post = AmortizedPosterior(model, hidden_units=(8,), flow_depth=2, n_simulations=128,
+        ...                           epochs=1, rescale_units=True, random_state=0).fit()
+        >>> X, _ = model.simulate(2, random_state=1)
+        >>> bound = post.for_study(X)
+        >>> bound.check_envelope(X).shape[0]
+        2
+        """
         post = self.posterior
         study = post.model.prepare(X, require_values=False)
         return post._envelope_table(post._to_training_units(study, self.unit_scales)[0])
