@@ -9,6 +9,21 @@ PRETRAINED = {
         "OneCompartmentOral(error='additive'): theophylline-like designs (one oral dose "
         "3-6 mg/kg, 10-11 samples over 0-25 h); parameters log_ke, log_ka, log_Cl, log_sigma"
     ),
+    "one-compartment-oral-trans4": (
+        "LinearCompartmental(1, 'oral'), additive error: broad designs (1-20 doses, steady "
+        "state, 1-30 samples, BLQ), any units (rescale_units); parameters log_CL, log_V1, "
+        "log_ka, log_sigma"
+    ),
+    "one-compartment-iv": (
+        "LinearCompartmental(1, 'iv'), additive error: broad designs (bolus or infusion, 1-20 "
+        "doses, steady state, 1-30 samples, BLQ), any units (rescale_units); parameters "
+        "log_CL, log_V1, log_sigma"
+    ),
+    "two-compartment-iv": (
+        "LinearCompartmental(2, 'iv'), additive error: broad designs (bolus or infusion, 1-20 "
+        "doses, steady state, 1-30 samples, BLQ), any units (rescale_units); parameters "
+        "log_CL, log_V1, log_Q, log_V2, log_sigma"
+    ),
     "mrna-transfection": (
         "MRNATransfection(): 180 log-fluorescence values every 10 min from 1/6 h to 30 h; "
         "parameters log_delta, log_gamma, log_k_m0_scale, log_t0, log_offset, log_sigma"

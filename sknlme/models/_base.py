@@ -247,6 +247,21 @@ class Model(TableMethods):
     #: images, the one the training prior prefers.
     likelihood_symmetries = ()
 
+    @property
+    def unit_exponents(self):
+        """Exponents (n_params, 3) of the parameters in (time, amount, concentration) units.
+
+        Times x ``a_t``, doses x ``a_d``, values x ``a_c`` give the data of
+        ``phi + E @ log(a)`` exactly (linear PK); None: not equivariant.
+
+        Examples
+        --------
+        >>> from sknlme.models import LinearGaussian
+        >>> LinearGaussian().unit_exponents is None
+        True
+        """
+        return None
+
     def check_dosing(self, padded, ids=None):
         """Refuse data whose dose events or observations use features the model lacks.
 

@@ -34,6 +34,10 @@ _ERROR_PRIOR = {
 }
 _COLUMN = {"log_CL": 0, "log_V1": 1, "log_Q": 2, "log_V2": 3, "log_Q3": 4, "log_V3": 5}
 _COLUMN |= {"log_ka": 6, "log_lag": 7}
+# (time, amount, concentration) exponents: volume = amount / concentration
+_UNITS = {"log_CL": (-1, 1, -1), "log_Q": (-1, 1, -1), "log_Q3": (-1, 1, -1)}
+_UNITS |= {"log_V1": (0, 1, -1), "log_V2": (0, 1, -1), "log_V3": (0, 1, -1)}
+_UNITS |= {"log_ka": (-1, 0, 0), "log_lag": (1, 0, 0), "log_sigma": (0, 0, 1), "log_a": (0, 0, 1)}
 _FORMS = ("power", "linear", "exp", "categorical")
 _WORDS = {1: "one", 2: "two", 3: "three"}
 FEATURES = frozenset({"infusion", "compartment", "steady_state", "reset", "censoring"})
@@ -181,6 +185,23 @@ class LinearCompartmental(Model):
                     priors.append(_effect_prior(param, form))
                 effects.append((pk.index(param), covs.index(cov), form, float(ref), value, slot))
         return effects, names, priors, tuple(covs)
+
+    @property
+    def unit_exponents(self):
+        """Exponents of every parameter in (time, amount, concentration), shape (n_params, 3).
+
+        Clearances ``time^-1 amount concentration^-1``, volumes ``amount
+        concentration^-1``, ``ka`` ``time^-1``, lag ``time``, additive error
+        ``concentration``; ``logit_F``, covariate effects and the proportional
+        ``log_b`` are unit-free.
+
+        Examples
+        --------
+        >>> from sknlme.models import LinearCompartmental
+        >>> LinearCompartmental(1, "oral").unit_exponents.tolist()
+        [[-1.0, 1.0, -1.0], [0.0, 1.0, -1.0], [-1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
+        """
+        return np.array([_UNITS.get(p, (0, 0, 0)) for p in self.param_names], dtype=float)
 
     # ----------------------------------------------------------- parameters
     def _pk(self, phi, cov):

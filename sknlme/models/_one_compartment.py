@@ -109,6 +109,24 @@ class OneCompartmentOral(Model):
         rest = tuple(range(2, self.n_params))
         return ((1, 0, *rest),)
 
+    @property
+    def unit_exponents(self):
+        """Exponents in (time, amount, concentration), shape (n_params, 3).
+
+        ``ke``, ``ka``: ``time^-1``; ``Cl`` (volume / time): ``time^-1 amount
+        concentration^-1``; additive ``sigma`` (``log_sigma``, ``log_a``):
+        concentration; proportional ``log_b``: none.
+
+        Examples
+        --------
+        >>> from sknlme.models import OneCompartmentOral
+        >>> OneCompartmentOral().unit_exponents.tolist()
+        [[-1.0, 0.0, 0.0], [-1.0, 0.0, 0.0], [-1.0, 1.0, -1.0], [0.0, 0.0, 1.0]]
+        """
+        units = {"log_ke": (-1, 0, 0), "log_ka": (-1, 0, 0), "log_Cl": (-1, 1, -1)}
+        units |= {"log_sigma": (0, 0, 1), "log_a": (0, 0, 1)}
+        return np.array([units.get(p, (0, 0, 0)) for p in self.param_names], dtype=float)
+
     def __init__(self, error="additive", prior_mean=None, prior_cov=None, design=None):
         self.error = error
         self.error_model = make_error_model(error)

@@ -328,6 +328,13 @@ class NLMEPopulationEstimator(FittedPopulationMixin, BaseEstimator):
         model = self._model()
         covariate_effects(self.covariates)
         study = model.prepare(X)
+        # a posterior rescaling units is bound to this study's scales for the whole fit
+        # (one training prior, shifted into the study's units, for every call)
+        posterior = self.posterior
+        if getattr(posterior, "rescale_units", False):
+            posterior = posterior.for_study(study)
+            model = posterior.model
+        self._fit_posterior = posterior
         validate_data(self, X, reset=True, skip_check_array=True)
         rng = check_random_state(self.random_state)
         seeds = rng.randint(0, 2**31 - 1, size=5)
@@ -336,7 +343,7 @@ class NLMEPopulationEstimator(FittedPopulationMixin, BaseEstimator):
 
         on_outside = self._resolved_on_outside(model)
         samples, offsets, fallback = sample_with_fallback(
-            self.posterior, model, study, self.n_samples, seed_draws, on_outside
+            posterior, model, study, self.n_samples, seed_draws, on_outside
         )
         objective = self._objective(study, model, samples, offsets, self.fixed, self.bounds)
         lb, ub = objective.bounds
@@ -368,7 +375,7 @@ class NLMEPopulationEstimator(FittedPopulationMixin, BaseEstimator):
             failed += fit.failed
         else:
             draws = sample_with_fallback(
-                self.posterior,
+                posterior,
                 model,
                 study,
                 self._RESCORE_FACTOR * self.n_samples,

@@ -56,11 +56,16 @@ class FittedPopulationMixin:
     chosen_start_ = _view("chosen_start")
 
     # -------------------------------------------------------- after fitting
+    def _posterior_of_fit(self):
+        """The posterior the fit used (bound to the fit study's units where it rescales)."""
+        return getattr(self, "_fit_posterior", None) or self.posterior
+
     def _eval_objective(self, X):
         """The fitted kind of objective on ``X``, with fresh draws (fixed seed)."""
         check_is_fitted(self)
         validate_data(self, X, reset=False, skip_check_array=True)
-        model = self.posterior.model
+        posterior = self._posterior_of_fit()
+        model = posterior.model
         study = model.prepare(X)
         n_draws = self._RESCORE_FACTOR * self.n_samples
         on_outside, seed = self._resolved_on_outside(model), self._eval_seed
@@ -68,13 +73,13 @@ class FittedPopulationMixin:
         levels = self.objective_.layout.group_levels or None
         if self.likelihood_ == "importance":
             samples, offsets, fallback = sample_with_fallback(
-                self.posterior, model, study, self.n_samples, seed, on_outside
+                posterior, model, study, self.n_samples, seed, on_outside
             )
             base = self._objective(study, model, samples, offsets, None, None, levels)
             objective = ImportanceObjective(base, model, study, n_draws, random_state=seed)
             return low_ess_fallback(objective, model, study, self.x_full_, fallback, seed)[0]
         samples, offsets, _ = sample_with_fallback(
-            self.posterior, model, study, n_draws, seed, on_outside
+            posterior, model, study, n_draws, seed, on_outside
         )
         return self._objective(study, model, samples, offsets, None, None, levels)
 

@@ -5,14 +5,17 @@ from ._diagnostics import check_draws, ecdf_error, posterior_metrics, sbc_ranks
 from ._exact import ExactGaussianPosterior
 from ._laplace import laplace_approximations
 from ._laplace_posterior import LaplacePosterior
+from ._units import StudyBoundPosterior, study_scales
 
 __all__ = [
     "AmortizedPosterior",
     "ExactGaussianPosterior",
     "LaplacePosterior",
+    "StudyBoundPosterior",
     "check_draws",
     "ecdf_error",
     "laplace_approximations",
     "posterior_metrics",
     "sbc_ranks",
+    "study_scales",
 ]

@@ -10,12 +10,14 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from ..simulate import draw_seed, keyed_standard_normal
+from ._diagnostics import Diagnosis
 from ._encoding import pad_sets, set_size
 from ._envelope import EnvelopeChecks, design_envelope
 from ._params import Hyperparameters
 from ._runtime import NetworkRuntime, redraw_outliers
 from ._storage import Storage
 from ._training import encode_chunks, fit_encoder, training_chunks, training_designs
+from ._units import UnitRescaling, study_scales
 
 _REDRAW_ROUNDS = 10
 
@@ -25,7 +27,15 @@ def _round_seed(seed, r):
     return np.random.SeedSequence([int(seed), r]).generate_state(1, np.uint64)[0]
 
 
-class AmortizedPosterior(EnvelopeChecks, Storage, Hyperparameters, TransformerMixin, BaseEstimator):
+class AmortizedPosterior(
+    UnitRescaling,
+    Diagnosis,
+    EnvelopeChecks,
+    Storage,
+    Hyperparameters,
+    TransformerMixin,
+    BaseEstimator,
+):
     """Neural posterior estimator q(phi | y_i) of one individual's parameters.
 
     Trained once per model on simulations (drawn from the model's design
@@ -75,11 +85,19 @@ default="deepset"
         coordinate (prior density below ``exp(-max_prior_sd**2 / 2)``, never
         seen in training) are artefacts of the flow's tails: they are redrawn,
         i.e. q is truncated to that box (see Notes). None keeps every draw.
-    censoring : float or array-like of shape (n_outputs,), default=None
+    censoring : float, array-like of shape (n_outputs,), "random" or None, default=None
         Lower limits of quantification of the training simulations (one, or
         one per output; NaN or None: none): a value below its limit becomes the
         limit, flagged censored, as an ``LLOQ`` column marks data (the network
         sees a censored indicator; :meth:`check_envelope` flags censoring unseen).
+        ``"random"``: a third of the simulated individuals get a limit
+        log-uniform between 1 % and 20 % of their largest value.
+    rescale_units : bool, default=False
+        Map every study onto the time, amount and concentration scales of the
+        training simulations (``unit_scales_``, see :func:`study_scales`) and
+        shift the draws back by the model's ``unit_exponents``: estimates are
+        then equivariant under unit and dose-level changes. Each call uses the
+        scales of the data it gets; :meth:`for_study` binds them to one study.
     on_outside : {"warn", "raise"}, default="warn"
         What :meth:`sample`, :meth:`transform` and :meth:`log_prob` do with
         individuals outside the training designs (:meth:`check_envelope`):
@@ -106,6 +124,9 @@ default="deepset"
         Number of set elements in training.
     training_time_ : float
         Seconds spent in :meth:`fit`.
+    unit_scales_ : ndarray of shape (3,)
+        Time, amount and concentration scales of the training simulations
+        (``rescale_units=True`` only).
 
     Notes
     -----
@@ -154,6 +175,7 @@ default="deepset"
         callbacks=None,
         max_prior_sd=8.0,
         censoring=None,
+        rescale_units=False,
         on_outside="warn",
         random_state=None,
         verbose=0,
@@ -175,6 +197,7 @@ default="deepset"
         self.callbacks = callbacks
         self.max_prior_sd = max_prior_sd
         self.censoring = censoring
+        self.rescale_units = rescale_units
         self.on_outside = on_outside
         self.random_state = random_state
         self.verbose = verbose
@@ -223,7 +246,10 @@ default="deepset"
         if self.validation_fraction > 0 and (n_val < 1 or n - n_val < 1):
             raise ValueError(f"{n} simulations are too few for validation_fraction")
         self.encoder_ = encoder
-        self.envelope_ = design_envelope(*training_designs(chunks))
+        designs = training_designs(chunks)
+        self.envelope_ = design_envelope(*designs)
+        if self.rescale_units:
+            self.unit_scales_ = study_scales(designs[0])
         self.set_size_ = set_x.shape[1]
         self.n_simulations_ = n
         self._runtime = NetworkRuntime.build(self._network_config())
@@ -236,10 +262,10 @@ default="deepset"
         return self
 
     # ----------------------------------------------------------- inference
-    def _encode(self, X):
-        """Study, network inputs and each individual's padded set size."""
+    def _encode(self, X, scales=None):
+        """Study (in training units), inputs, padded set sizes and the unit shift."""
         check_is_fitted(self)
-        study = self.model.prepare(X, require_values=False)
+        study, shift = self._to_training_units(self.model.prepare(X, require_values=False), scales)
         padded, cov = study.padded, study.simulator_covariates
         self._check_outside(study)
         set_x, mask, cond = self.encoder_.encode(padded, cov)
@@ -254,7 +280,7 @@ default="deepset"
         else:
             sizes = set_size(n_elements, self.set_size_)
         set_x, mask = pad_sets((set_x, mask), int(sizes.max(initial=self.set_size_)))
-        return study, (set_x, mask, cond), sizes
+        return study, (set_x, mask, cond), sizes, shift
 
     def _inputs(self, X):
         return self._encode(X)[1]
@@ -291,10 +317,14 @@ default="deepset"
         >>> bool(np.array_equal(post.sample(X.iloc[[3]], 50, random_state=0)[0], draws[3]))
         True
         """
+        return self._draw(X, n_samples, random_state)
+
+    def _draw(self, X, n_samples, random_state, scales=None):
+        """:meth:`sample` with the unit mapping of study scales ``scales`` (None: ``X``'s)."""
         n_samples = self.n_samples if n_samples is None else int(n_samples)
         if n_samples < 1:
             raise ValueError(f"n_samples must be positive, got {n_samples}")
-        study, (set_x, mask, cond), sizes = self._encode(X)
+        study, (set_x, mask, cond), sizes, shift = self._encode(X, scales)
         seed = draw_seed(check_random_state(random_state))
         d = self.model.n_params
 
@@ -308,7 +338,8 @@ default="deepset"
         std = draw(np.arange(len(cond)), 0)
         if self.max_prior_sd is not None:
             std = redraw_outliers(std, draw, float(self.max_prior_sd), _REDRAW_ROUNDS)
-        return self.encoder_.unstandardize(std)
+        out = self.encoder_.unstandardize(std)
+        return out if shift is None else (out - shift).astype(out.dtype)
 
     def transform(self, X):
         """Draws ``sample(X, self.n_samples, self.random_state)``.
@@ -354,46 +385,15 @@ default="deepset"
         >>> post.log_prob(X, post.sample(X, 5, random_state=0)).shape
         (12, 5)
         """
+        return self._density(X, phi)
+
+    def _density(self, X, phi, scales=None):
+        """:meth:`log_prob` with the unit mapping of study scales ``scales`` (None: ``X``'s)."""
         phi = np.asarray(phi, dtype=float)
-        _, (set_x, mask, cond), sizes = self._encode(X)
+        _, (set_x, mask, cond), sizes, shift = self._encode(X, scales)
         d = self.model.n_params
         if phi.ndim != 3 or phi.shape[0] != len(cond) or phi.shape[2] != d:
             raise ValueError(f"phi must have shape ({len(cond)}, K, {d}), got {phi.shape}")
-        std = self.encoder_.standardize(phi)
+        std = self.encoder_.standardize(phi if shift is None else phi + shift)  # Jacobian 1
         lp = self._runtime.log_prob(set_x, mask, cond, std, sizes).astype(float)
         return lp + self.encoder_.log_abs_det()
-
-    def diagnose(self, X_val, phi_val, n_samples=None, random_state=0):
-        """Calibration and recovery metrics on held-out simulations.
-
-        Parameters
-        ----------
-        X_val : DataFrame
-            Simulated individuals (not used in training).
-        phi_val : DataFrame or array-like of shape (n, n_params)
-            Their true parameters.
-        n_samples : int, default=None
-            Draws per individual; ``self.n_samples`` when None.
-        random_state : int, RandomState or None, default=0
-
-        Returns
-        -------
-        DataFrame
-            One row per parameter; see
-            :func:`sknlme.posterior.posterior_metrics`.
-
-        Examples
-        --------
-        >>> from sknlme.datasets import pretrained
-        >>> post = pretrained("one-compartment-oral")
-        >>> X_val, phi_val = post.model.simulate(50, random_state=1)
-        >>> table = post.diagnose(X_val, phi_val, n_samples=20)
-        >>> list(table.index) == list(post.model.param_names)
-        True
-        """
-        from ._diagnostics import posterior_metrics
-
-        draws = self.sample(X_val, n_samples, random_state)
-        return posterior_metrics(
-            draws, phi_val, np.diag(self.model.prior_cov), self.model.param_names
-        )

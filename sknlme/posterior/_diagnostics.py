@@ -160,3 +160,40 @@ def posterior_metrics(draws, truth, prior_var, param_names=None, levels=(0.5, 0.
         lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=1)
         out[f"coverage_{level:g}"] = ((lo <= truth) & (truth <= hi)).mean(0)
     return pd.DataFrame(out, index=pd.Index(names, name="parameter"))
+
+
+class Diagnosis:
+    """:meth:`diagnose` of a posterior with ``sample`` and ``model`` (a mixin)."""
+
+    def diagnose(self, X_val, phi_val, n_samples=None, random_state=0):
+        """Calibration and recovery metrics on held-out simulations.
+
+        Parameters
+        ----------
+        X_val : DataFrame
+            Simulated individuals (not used in training).
+        phi_val : DataFrame or array-like of shape (n, n_params)
+            Their true parameters.
+        n_samples : int, default=None
+            Draws per individual; ``self.n_samples`` when None.
+        random_state : int, RandomState or None, default=0
+
+        Returns
+        -------
+        DataFrame
+            One row per parameter; see
+            :func:`sknlme.posterior.posterior_metrics`.
+
+        Examples
+        --------
+        >>> from sknlme.datasets import pretrained
+        >>> post = pretrained("one-compartment-oral")
+        >>> X_val, phi_val = post.model.simulate(50, random_state=1)
+        >>> table = post.diagnose(X_val, phi_val, n_samples=20)
+        >>> list(table.index) == list(post.model.param_names)
+        True
+        """
+        draws = self.sample(X_val, n_samples, random_state)
+        return posterior_metrics(
+            draws, phi_val, np.diag(self.model.prior_cov), self.model.param_names
+        )

@@ -337,7 +337,7 @@ class EnvelopeChecks:
         """
         check_is_fitted(self)
         study = self.model.prepare(X, require_values=False)
-        return self._envelope_table(study)
+        return self._envelope_table(self._to_training_units(study)[0])  # rescale_units
 
     def _envelope_table(self, study):
         return check_envelope(

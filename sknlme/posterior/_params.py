@@ -33,7 +33,8 @@ class Hyperparameters:
         "n_samples": [Interval(Integral, 1, None, closed="left")],
         "callbacks": [list, tuple, None],
         "max_prior_sd": [Interval(Real, 0, None, closed="neither"), None],
-        "censoring": [Real, "array-like", None],
+        "censoring": [Real, "array-like", StrOptions({"random"}), None],
+        "rescale_units": ["boolean"],
         "on_outside": [StrOptions({"warn", "raise"})],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -55,6 +56,7 @@ class Hyperparameters:
             # bayesflow issue #767: a coupling flow on a 1-d target breaks under keras 3.15
             raise ValueError("a model with one parameter needs inference_network='flow_matching'")
         self._widths()
+        self._check_units()
 
     def _widths(self):
         units = self.hidden_units

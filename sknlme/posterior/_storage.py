@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from . import _io
@@ -25,6 +26,8 @@ class Storage:
             self.model if with_model else None,
         )
         header["envelope"] = self.envelope_
+        if hasattr(self, "unit_scales_"):
+            header["unit_scales"] = [float(v) for v in self.unit_scales_]
         return _io.to_bytes(header, self._runtime.get_weights())
 
     def _restore(self, header, weights):
@@ -36,6 +39,10 @@ class Storage:
         # files saved before the envelope: their networks were trained on the
         # model's design distribution, so its draws give the envelope
         self.envelope_ = header.get("envelope") or sampled_envelope(self.model)
+        if header.get("unit_scales") is not None:  # files before rescale_units have none
+            self.unit_scales_ = np.asarray(header["unit_scales"], dtype=float)
+        elif self.rescale_units:
+            raise ValueError("the file has rescale_units=True but no unit scales: corrupted")
         self.encoder_ = Encoder.from_dict(
             header["encoder"], self.model.prior_mean, self.model.prior_std, self.envelope_
         )

@@ -50,8 +50,8 @@ def censoring_limits(censoring, n_outputs):
     ``censoring`` is one limit for every output or one per output (NaN leaves
     an output uncensored).
     """
-    if censoring is None:
-        return None
+    if censoring is None or (isinstance(censoring, str) and censoring == "random"):
+        return censoring
     limits = np.asarray(censoring, dtype=float).reshape(-1)
     if limits.size == 1:
         limits = np.repeat(limits, n_outputs)
@@ -62,6 +62,22 @@ def censoring_limits(censoring, n_outputs):
     if np.isinf(limits).any():
         raise ValueError(f"censoring limits must be finite (NaN: none), got {censoring!r}")
     return limits
+
+
+def random_limits(padded, rng):
+    """``censoring="random"``: limits (n, 1, n_outputs) of a third of the individuals.
+
+    Each censored individual's limit is log-uniform between 1 % and 20 % of
+    its largest value per output (NaN for the others): relative limits, so
+    the training distribution is the same in any concentration unit.
+    """
+    n, k = padded.n_individuals, padded.n_outputs
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-missing individuals
+        top = np.nanmax(np.where(padded.value_mask(), padded.values, np.nan), axis=1)
+    frac = np.exp(rng.uniform(np.log(0.01), np.log(0.2), size=(n, k)))
+    pick = rng.uniform(size=(n, 1)) < 1 / 3
+    return np.where(pick & (top > 0), top * frac, np.nan)[:, None, :]
 
 
 def censor(padded, limits):
@@ -102,9 +118,8 @@ def simulate_rounds(model, n, rng, verbose=0, limits=None):
         design, cov = model.sample_design(m, rng)
         phi = model.sample_prior(m, rng)
         values = model.simulate_padded(phi, design, cov, rng)
-        padded = censor(
-            design.replace(values=values, censored=np.zeros(values.shape, bool)), limits
-        )
+        padded = design.replace(values=values, censored=np.zeros(values.shape, bool))
+        padded = censor(padded, random_limits(padded, rng) if isinstance(limits, str) else limits)
         cov_arr = model.covariate_array(cov, m)
         chunks.append((padded, cov_arr, phi))
         if progress is not None:
@@ -130,7 +145,10 @@ def training_chunks(model, X_sim, phi_sim, n_simulations, rng, verbose=0, censor
             raise ValueError("X_sim given without phi_sim (the true parameters)")
         chunks = presimulated(model, X_sim, phi_sim)
         if limits is not None:
-            chunks = [(_censor_more(p, limits), c, phi) for p, c, phi in chunks]
+            lim = [random_limits(p, rng) if isinstance(limits, str) else limits for p, *_ in chunks]
+            chunks = [
+                (_censor_more(p, m), c, phi) for (p, c, phi), m in zip(chunks, lim, strict=True)
+            ]
     return drop_failed(chunks)
 
 
