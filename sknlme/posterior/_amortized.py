@@ -15,7 +15,8 @@ from ._envelope import EnvelopeChecks, design_envelope
 from ._params import Hyperparameters
 from ._runtime import NetworkRuntime, redraw_outliers
 from ._storage import Storage
-from ._training import encode_chunks, fit_encoder, training_chunks, training_designs
+from ._online import training_source
+from ._training import encode_chunks, fit_encoder, training_designs
 
 _REDRAW_ROUNDS = 10
 
@@ -55,7 +56,9 @@ default="deepset"
     flow_depth : int, default=5
         Number of coupling layers.
     n_simulations : int, default=10_000
-        Simulations drawn by :meth:`fit` when no data are given.
+        Simulations drawn by :meth:`fit` when no data are given; with
+        ``training="online"`` the simulations drawn per epoch (training and
+        validation; the validation ones are drawn once).
     epochs : int, default=50
     batch_size : int, default=128
     learning_rate : float, default=5e-4
@@ -80,6 +83,13 @@ default="deepset"
         one per output; NaN or None: none): a value below its limit becomes the
         limit, flagged censored, as an ``LLOQ`` column marks data (the network
         sees a censored indicator; :meth:`check_envelope` flags censoring unseen).
+    training : {"offline", "online"} or path, default="offline"
+        Where training simulations come from when :meth:`fit` gets no data:
+        ``"offline"`` simulates ``n_simulations`` once; ``"online"`` draws fresh
+        training simulations every epoch (per-epoch seeds derived from
+        ``random_state``; standardisation, set size and envelope fixed by the
+        first epoch's); a path reads a set written by
+        :func:`sknlme.posterior.presimulate` (checked against ``model``).
     on_outside : {"warn", "raise"}, default="warn"
         What :meth:`sample`, :meth:`transform` and :meth:`log_prob` do with
         individuals outside the training designs (:meth:`check_envelope`):
@@ -154,6 +164,7 @@ default="deepset"
         callbacks=None,
         max_prior_sd=8.0,
         censoring=None,
+        training="offline",
         on_outside="warn",
         random_state=None,
         verbose=0,
@@ -175,6 +186,7 @@ default="deepset"
         self.callbacks = callbacks
         self.max_prior_sd = max_prior_sd
         self.censoring = censoring
+        self.training = training
         self.on_outside = on_outside
         self.random_state = random_state
         self.verbose = verbose
@@ -212,10 +224,9 @@ default="deepset"
         start = time.perf_counter()
         self._check_params()
         rng = check_random_state(self.random_state)
-        keras.utils.set_random_seed(int(rng.randint(2**31 - 1)))
-        chunks = training_chunks(
-            self.model, X_sim, phi_sim, self.n_simulations, rng, self.verbose, self.censoring
-        )
+        seed = int(rng.randint(2**31 - 1))
+        keras.utils.set_random_seed(seed)
+        chunks, stream = training_source(self, X_sim, phi_sim, rng, seed)
         encoder = fit_encoder(chunks, self.model.prior_mean, self.model.prior_std)
         set_x, mask, cond, phi = encode_chunks(encoder, chunks)
         n = len(phi)
@@ -230,7 +241,7 @@ default="deepset"
         self.estimator_ = self._runtime.estimator
         target = encoder.standardize(phi)
         self.history_ = self._runtime.train(
-            self._training_settings(), set_x, mask, cond, target, n_val, rng
+            self._training_settings(), set_x, mask, cond, target, n_val, rng, stream
         )
         self.training_time_ = time.perf_counter() - start
         return self
