@@ -73,9 +73,7 @@ def test_online_ragged_designs_keep_the_first_epochs_set_size():
     assert post.sample(X, 4, random_state=0).shape == (5, 4, model.n_params)
     assert len(post.history_["loss"]) == 3 and np.isfinite(post.history_["loss"]).all()
     # fresh individuals larger than the first epoch's sets are replaced by ones that fit
-    small = SimpleNamespace(
-        model=model, encoder_=post.encoder_, set_size_=11, censoring=None
-    )
+    small = SimpleNamespace(model=model, encoder_=post.encoder_, set_size_=11, censoring=None)
     set_x, mask, cond, target = OnlineStream(small, seed=0)(1, 300)
     assert set_x.shape[:2] == (300, 11) and len(cond) == len(target) == 300
     assert mask.sum(1).max() == 11 and np.isfinite(target).all()

@@ -11,12 +11,11 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..simulate import draw_seed, keyed_standard_normal
 from ._encoding import pad_sets, set_size
-from ._envelope import EnvelopeChecks, design_envelope
+from ._envelope import EnvelopeChecks
+from ._online import training_data
 from ._params import Hyperparameters
 from ._runtime import NetworkRuntime, redraw_outliers
 from ._storage import Storage
-from ._online import training_source
-from ._training import encode_chunks, fit_encoder, training_designs
 
 _REDRAW_ROUNDS = 10
 
@@ -56,9 +55,7 @@ default="deepset"
     flow_depth : int, default=5
         Number of coupling layers.
     n_simulations : int, default=10_000
-        Simulations drawn by :meth:`fit` when no data are given; with
-        ``training="online"`` the simulations drawn per epoch (training and
-        validation; the validation ones are drawn once).
+        Simulations drawn by :meth:`fit` when no data are given (per epoch if online).
     epochs : int, default=50
     batch_size : int, default=128
     learning_rate : float, default=5e-4
@@ -84,12 +81,9 @@ default="deepset"
         limit, flagged censored, as an ``LLOQ`` column marks data (the network
         sees a censored indicator; :meth:`check_envelope` flags censoring unseen).
     training : {"offline", "online"} or path, default="offline"
-        Where training simulations come from when :meth:`fit` gets no data:
-        ``"offline"`` simulates ``n_simulations`` once; ``"online"`` draws fresh
-        training simulations every epoch (per-epoch seeds derived from
-        ``random_state``; standardisation, set size and envelope fixed by the
-        first epoch's); a path reads a set written by
-        :func:`sknlme.posterior.presimulate` (checked against ``model``).
+        Simulate once, afresh every epoch (seeds derived from ``random_state``),
+        or read a set written by :func:`~sknlme.posterior.presimulate`; see the
+        user guide, "Online and presimulated training".
     on_outside : {"warn", "raise"}, default="warn"
         What :meth:`sample`, :meth:`transform` and :meth:`log_prob` do with
         individuals outside the training designs (:meth:`check_envelope`):
@@ -224,19 +218,14 @@ default="deepset"
         start = time.perf_counter()
         self._check_params()
         rng = check_random_state(self.random_state)
-        seed = int(rng.randint(2**31 - 1))
-        keras.utils.set_random_seed(seed)
-        chunks, stream = training_source(self, X_sim, phi_sim, rng, seed)
-        encoder = fit_encoder(chunks, self.model.prior_mean, self.model.prior_std)
-        set_x, mask, cond, phi = encode_chunks(encoder, chunks)
-        n = len(phi)
-        n_val = int(round(self.validation_fraction * n))
-        if self.validation_fraction > 0 and (n_val < 1 or n - n_val < 1):
-            raise ValueError(f"{n} simulations are too few for validation_fraction")
+        keras.utils.set_random_seed(seed := int(rng.randint(2**31 - 1)))
+        envelope, encoder, (set_x, mask, cond, phi), n_val, stream = training_data(
+            self, X_sim, phi_sim, rng, seed
+        )
         self.encoder_ = encoder
-        self.envelope_ = design_envelope(*training_designs(chunks))
+        self.envelope_ = envelope
         self.set_size_ = set_x.shape[1]
-        self.n_simulations_ = n
+        self.n_simulations_ = len(phi)
         self._runtime = NetworkRuntime.build(self._network_config())
         self.estimator_ = self._runtime.estimator
         target = encoder.standardize(phi)

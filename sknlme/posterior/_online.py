@@ -27,8 +27,18 @@ import numpy as np
 import pandas as pd
 
 from ._encoding import pad_sets
+from ._envelope import design_envelope
 from ._presimulate import read_presimulated
-from ._training import Batches, censoring_limits, drop_failed, simulate_rounds, training_chunks
+from ._training import (
+    Batches,
+    censoring_limits,
+    drop_failed,
+    encode_chunks,
+    fit_encoder,
+    simulate_rounds,
+    training_chunks,
+    training_designs,
+)
 
 # rounds of top-up draws per epoch before giving up on oversized designs: each
 # round draws what the share kept so far says is missing (plus 10 %, at most
@@ -80,6 +90,22 @@ def training_source(post, X_sim, phi_sim, rng, seed):
     if mode != "online":
         return chunks, None
     return chunks, OnlineStream(post, seed)
+
+
+def training_data(post, X_sim, phi_sim, rng, seed):
+    """Envelope, fitted encoder, encoded arrays, validation size and online stream of a fit.
+
+    Returns ``(envelope, encoder, (set_x, mask, cond, phi), n_val, stream)``; see
+    :func:`training_source` for the arguments.
+    """
+    chunks, stream = training_source(post, X_sim, phi_sim, rng, seed)
+    encoder = fit_encoder(chunks, post.model.prior_mean, post.model.prior_std)
+    arrays = encode_chunks(encoder, chunks)
+    n = len(arrays[3])
+    n_val = int(round(post.validation_fraction * n))
+    if post.validation_fraction > 0 and (n_val < 1 or n - n_val < 1):
+        raise ValueError(f"{n} simulations are too few for validation_fraction")
+    return design_envelope(*training_designs(chunks)), encoder, arrays, n_val, stream
 
 
 class OnlineStream:
