@@ -99,6 +99,9 @@ def test_presimulated_round_trip_trains_the_same_network(model, tmp_path):
     # any number of fits read the set; a str path works as a Path does
     again = AmortizedPosterior(model, training=str(path), **kw).fit()
     assert same_weights(disk, again)
+    disk.save(tmp_path / "net.zip")  # the path is stored as a string
+    loaded = AmortizedPosterior.load(tmp_path / "net.zip")
+    assert loaded.training == str(path) and same_weights(disk, loaded)
 
 
 def test_mismatched_or_missing_sets_are_refused(model, tmp_path):
@@ -108,8 +111,10 @@ def test_mismatched_or_missing_sets_are_refused(model, tmp_path):
         AmortizedPosterior(wider, training=path, **TINY).fit()
     with pytest.raises(ValueError, match="its param_names is \\['theta0', 'theta1'\\]"):
         load_presimulated(path, LinearGaussian(n_params=3))
+    with pytest.raises(FileNotFoundError, match="neither 'offline', 'online' nor"):
+        AmortizedPosterior(model, training="onlin", **TINY).fit()
     with pytest.raises(FileNotFoundError, match="not a presimulated training set"):
-        AmortizedPosterior(model, training=tmp_path / "nothing", **TINY).fit()
+        load_presimulated(tmp_path)
     with pytest.raises(FileExistsError, match="not an empty directory"):
         presimulate(model, 20, path)
     X, phi = model.simulate(20, random_state=0)

@@ -74,13 +74,17 @@ def training_source(post, X_sim, phi_sim, rng, seed):
     """
     model, training = post.model, post.training
     mode = training if isinstance(training, str) and training in ("offline", "online") else None
-    if mode is None or (mode == "online" and X_sim is not None):
-        if X_sim is not None or phi_sim is not None:
-            raise ValueError(
-                f"fit got simulations (X_sim, phi_sim) but training={training!r} brings its own; "
-                "pass them with training='offline'"
-            )
+    if mode != "offline" and (X_sim is not None or phi_sim is not None):
+        raise ValueError(
+            f"fit got simulations (X_sim, phi_sim) but training={training!r} brings its own; "
+            "pass them with training='offline'"
+        )
     if mode is None:
+        if not os.path.isdir(os.fspath(training)):
+            raise FileNotFoundError(
+                f"training={training!r} is neither 'offline', 'online' nor the directory of "
+                "a presimulated training set (write one with presimulate)"
+            )
         padded, cov, phi = read_presimulated(os.fspath(training), model)
         cov_df = pd.DataFrame(cov, columns=list(model.covariate_names))
         X_sim, phi_sim = (padded, cov_df), phi

@@ -78,7 +78,7 @@ def presimulate(model, n_simulations, path, *, random_state=None, censoring=None
     >>> path = presimulate(model, 100, tempfile.mkdtemp() + "/sims", random_state=0)
     >>> padded, covariates, phi = load_presimulated(path, model)
     >>> padded.n_individuals, list(phi.columns)
-    (100, ['phi0', 'phi1'])
+    (100, ['theta0', 'theta1'])
     """
     n = int(n_simulations)
     if n < 1:

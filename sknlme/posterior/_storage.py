@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from sklearn.utils.validation import check_is_fitted
 
 from . import _io
@@ -18,6 +20,8 @@ class Storage:
     def _to_bytes(self, with_model):
         check_is_fitted(self)
         params = self.get_params(deep=False)
+        if isinstance(params.get("training"), os.PathLike):  # a presimulated set's path
+            params["training"] = os.fspath(params["training"])
         header = _io.make_header(
             {k: v for k, v in params.items() if k not in ("model", "callbacks")},
             self.encoder_.to_dict(),
