@@ -13,10 +13,10 @@ from ..simulate import draw_seed, keyed_standard_normal
 from ._diagnostics import Diagnosis
 from ._encoding import pad_sets, set_size
 from ._envelope import EnvelopeChecks, design_envelope
+from ._online import training_data
 from ._params import Hyperparameters
 from ._runtime import NetworkRuntime, redraw_outliers
 from ._storage import Storage
-from ._training import encode_chunks, fit_encoder, training_chunks, training_designs
 from ._units import UnitRescaling, study_scales
 
 _REDRAW_ROUNDS = 10
@@ -65,7 +65,7 @@ default="deepset"
     flow_depth : int, default=5
         Number of coupling layers.
     n_simulations : int, default=10_000
-        Simulations drawn by :meth:`fit` when no data are given.
+        Simulations drawn by :meth:`fit` when no data are given (per epoch if online).
     epochs : int, default=50
     batch_size : int, default=128
     learning_rate : float, default=5e-4
@@ -98,6 +98,10 @@ default="deepset"
         shift the draws back by the model's ``unit_exponents``: estimates are
         then equivariant under unit and dose-level changes. Each call uses the
         scales of the data it gets; :meth:`for_study` binds them to one study.
+    training : {"offline", "online"} or path, default="offline"
+        Simulate once, afresh every epoch (seeds derived from ``random_state``),
+        or read a set written by :func:`~sknlme.posterior.presimulate`; see the
+        user guide, "Online and presimulated training".
     on_outside : {"warn", "raise"}, default="warn"
         What :meth:`sample`, :meth:`transform` and :meth:`log_prob` do with
         individuals outside the training designs (:meth:`check_envelope`):
@@ -176,6 +180,7 @@ default="deepset"
         max_prior_sd=8.0,
         censoring=None,
         rescale_units=False,
+        training="offline",
         on_outside="warn",
         random_state=None,
         verbose=0,
@@ -198,6 +203,7 @@ default="deepset"
         self.max_prior_sd = max_prior_sd
         self.censoring = censoring
         self.rescale_units = rescale_units
+        self.training = training
         self.on_outside = on_outside
         self.random_state = random_state
         self.verbose = verbose
@@ -235,28 +241,21 @@ default="deepset"
         start = time.perf_counter()
         self._check_params()
         rng = check_random_state(self.random_state)
-        keras.utils.set_random_seed(int(rng.randint(2**31 - 1)))
-        chunks = training_chunks(
-            self.model, X_sim, phi_sim, self.n_simulations, rng, self.verbose, self.censoring
+        keras.utils.set_random_seed(seed := int(rng.randint(2**31 - 1)))
+        designs, encoder, (set_x, mask, cond, phi), n_val, stream = training_data(
+            self, X_sim, phi_sim, rng, seed
         )
-        encoder = fit_encoder(chunks, self.model.prior_mean, self.model.prior_std)
-        set_x, mask, cond, phi = encode_chunks(encoder, chunks)
-        n = len(phi)
-        n_val = int(round(self.validation_fraction * n))
-        if self.validation_fraction > 0 and (n_val < 1 or n - n_val < 1):
-            raise ValueError(f"{n} simulations are too few for validation_fraction")
         self.encoder_ = encoder
-        designs = training_designs(chunks)
         self.envelope_ = design_envelope(*designs)
         if self.rescale_units:
             self.unit_scales_ = study_scales(designs[0])
         self.set_size_ = set_x.shape[1]
-        self.n_simulations_ = n
+        self.n_simulations_ = len(phi)
         self._runtime = NetworkRuntime.build(self._network_config())
         self.estimator_ = self._runtime.estimator
         target = encoder.standardize(phi)
         self.history_ = self._runtime.train(
-            self._training_settings(), set_x, mask, cond, target, n_val, rng
+            self._training_settings(), set_x, mask, cond, target, n_val, rng, stream
         )
         self.training_time_ = time.perf_counter() - start
         return self

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from numbers import Integral, Real
 
 import numpy as np
@@ -35,6 +36,8 @@ class Hyperparameters:
         "max_prior_sd": [Interval(Real, 0, None, closed="neither"), None],
         "censoring": [Real, "array-like", StrOptions({"random"}), None],
         "rescale_units": ["boolean"],
+        # "offline", "online" or the path of a presimulate() directory (checked in fit)
+        "training": [StrOptions({"offline", "online"}), str, os.PathLike],
         "on_outside": [StrOptions({"warn", "raise"})],
         "random_state": ["random_state"],
         "verbose": ["verbose"],

@@ -20,6 +20,7 @@ import numpy as np
 
 from ._compile_cache import enable_compilation_cache
 from ._networks import build_inference_network, build_summary_network
+from ._online import OnlineBatches
 from ._training import Batches, network_inputs
 
 # Every chunk has the same shape whatever the number of rows: XLA's results for
@@ -90,15 +91,29 @@ class NetworkRuntime:
         return cls(estimator, summary is not None)
 
     # ------------------------------------------------------------ training
-    def train(self, settings, set_x, mask, cond, target, n_val, rng):
-        """Fit to standardised parameters ``target`` with Keras; returns the loss history."""
+    def train(self, settings, set_x, mask, cond, target, n_val, rng, stream=None):
+        """Fit to standardised parameters ``target`` with Keras; returns the loss history.
+
+        ``stream(epoch, n)`` (online training), when given, returns ``n`` fresh
+        training rows ``(set_x, mask, cond, target)`` for each epoch after the first.
+        """
         import keras
 
         data = network_inputs(set_x, mask, cond, self.with_summary)
         data["inference_variables"] = target
         order = rng.permutation(len(target))
         val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
-        train = Batches({k: v[train_idx] for k, v in data.items()}, settings.batch_size, rng)
+        first = {k: v[train_idx] for k, v in data.items()}
+        if stream is None:
+            train = Batches(first, settings.batch_size, rng)
+        else:
+
+            def refresh(epoch):
+                set_e, mask_e, cond_e, target_e = stream(epoch, len(train_idx))
+                fresh = network_inputs(set_e, mask_e, cond_e, self.with_summary)
+                return {**fresh, "inference_variables": target_e}
+
+            train = OnlineBatches(first, settings.batch_size, rng, refresh)
         val = None
         if n_val:
             val = Batches({k: v[val_idx] for k, v in data.items()}, 512, rng, shuffle=False)

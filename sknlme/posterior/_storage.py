@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
@@ -19,6 +21,8 @@ class Storage:
     def _to_bytes(self, with_model):
         check_is_fitted(self)
         params = self.get_params(deep=False)
+        if isinstance(params.get("training"), os.PathLike):  # a presimulated set's path
+            params["training"] = os.fspath(params["training"])
         header = _io.make_header(
             {k: v for k, v in params.items() if k not in ("model", "callbacks")},
             self.encoder_.to_dict(),
