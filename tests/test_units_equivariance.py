@@ -212,12 +212,6 @@ def test_amortized_population_fit_equivariant(rescaling, study):
     assert b.loglik_ == pytest.approx(a.loglik_, abs=1e-4)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ImportanceObjective is not translation-equivariant in the parameters: with draws "
-    "shifted exactly (float64) its value at the shifted point differs by 12.4 (1310.7 vs "
-    "1298.3) here; sknlme/population/_importance.py (not this branch's file) must be fixed",
-)
 def test_importance_objective_equivariant(rescaling, study):
     """The exact-likelihood objective of both unit systems agrees up to the shift.
 
@@ -244,16 +238,33 @@ def test_importance_objective_equivariant(rescaling, study):
     assert values[1] == pytest.approx(values[0] + n_obs * np.log(UNITS[2]), abs=1e-3)
 
 
-def test_importance_fit_runs_in_study_units(rescaling, study):
+def test_default_fit_equivariant(rescaling, study):
+    """The default fit (importance refinement) of both unit systems agrees up to the shift.
+
+    The objectives agree to rounding (test above), the trust boxes and Taylor steps are
+    absolute; what differs is where the optimisers stop (L-BFGS-B's tolerances are
+    relative to |f|, which moves by n_obs log(a_c)). The refinement ends when two
+    re-centrings lower the value by less than FTOL = 1e-3 each; at a quadratic maximum
+    that leaves an estimate undetermined by sqrt(2 FTOL) SE = 0.045 SE, but along a
+    crawl (a variance near 0, as here for 10 individuals) it can stop farther out:
+    measured 0.27 SE for log sigma, so the bound is 0.5 SE where the SE is finite (the
+    peripheral parameters of this tiny study have none). Both are maxima to the same
+    value: the keyed re-scoring draws give log-likelihoods within 0.05.
+    """
     model, post, _ = rescaling
     X, Y = study
-    pop = _fit(post, Y)
-    assert pop.likelihood_ == "importance"
-    # estimates in the study's units: log CL near log(5 L/h) + log(1000 / 60) (simulated
-    # from the prior, CL within 4 prior SDs)
-    cl = pop.fixed_effects_["log_CL"] - (model.unit_exponents @ np.log(UNITS))[0]
-    assert abs(cl - model.prior_mean[0]) < 4 * model.prior_std[0]
-    assert pop.predict(Y).shape == (10, model.n_params)
+    shift = model.unit_exponents @ np.log(UNITS)
+    a, b = _fit(post, X), _fit(post, Y)
+    assert a.likelihood_ == b.likelihood_ == "importance"
+    se = a.standard_errors_[a.fixed_effects_.index].to_numpy()
+    gap = (b.fixed_effects_ - a.fixed_effects_ - shift).to_numpy() / se
+    assert np.all(np.abs(gap[np.isfinite(gap)]) < 0.5), gap
+    sd_se = a.standard_errors_[[f"log_var({p})" for p in a.random_effects_.index]]
+    sd_gap = 2 * (np.log(b.random_effects_) - np.log(a.random_effects_)) / sd_se.to_numpy()
+    assert np.all(np.abs(sd_gap[np.isfinite(sd_gap)]) < 0.5), sd_gap
+    n_obs = sum(r.n_obs for r in X["records"])
+    assert b.loglik_ == pytest.approx(a.loglik_ - n_obs * np.log(UNITS[2]), abs=0.05)
+    assert b.predict(Y).shape == (10, model.n_params)
 
 
 # ------------------------------------------------------------ (d) save and load

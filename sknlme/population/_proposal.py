@@ -95,7 +95,15 @@ def gaussian_likelihoods(mean, cov, prior_mean, prior_cov, min_precision=1e-8):
     post_prec = np.linalg.inv(np.asarray(cov, dtype=float))
     w, V = np.linalg.eigh(post_prec - prior_prec)
     precision = np.einsum("nrj,nj,nsj->nrs", V, np.maximum(w, min_precision), V)
-    shift = np.einsum("nrs,ns->nr", post_prec, mean) - prior_prec @ np.asarray(prior_mean, float)
+    # S_q^-1 mu_q - S_0^-1 mu_0, written about the prior mean: the same where no
+    # eigenvalue is floored, and translation-equivariant where one is (moving the
+    # prior and the posterior by s moves the centre by s; the plain form moved it by
+    # lam^-1 (S_q^-1 - S_0^-1) s, so a study in other units got other proposals: a
+    # log-likelihood 12 apart at 50 draws on a sparse two-compartment study)
+    prior_mean = np.asarray(prior_mean, float)
+    shift = np.einsum("nrs,s->nr", precision, prior_mean) + np.einsum(
+        "nrs,ns->nr", post_prec, mean - prior_mean
+    )
     return precision, shift
 
 

@@ -12,7 +12,7 @@ needs the model only through ``l_ik``, the log-likelihood of draw ``k``, which
 depends on ``theta`` only through the parameters without a random effect
 (``phi_fix,i``, e.g. a residual SD). Those enter by a second-order Taylor
 expansion per draw around their value at the centre (central differences, step
-``0.01 max(1, |phi|)``), so one surrogate costs ``1 + 2 f + f (f - 1)``
+``0.01`` on their log scale), so one surrogate costs ``1 + 2 f + f (f - 1)``
 likelihood passes for ``f`` such parameters and then gives the value and an
 analytic gradient at numpy speed. At the centre it equals the importance
 objective exactly (same draws); elsewhere it is an unbiased importance
@@ -36,7 +36,7 @@ from ._weighted import WeightedDraws
 
 __all__ = ["FixedProposalSurrogate"]
 
-_REL_STEP = 0.01  # Taylor step of the parameters without a random effect
+_STEP = 0.01  # Taylor step of the parameters without a random effect
 _SERIAL_SIZE = 1_000_000  # draw entries below which one thread is faster (see _objective)
 
 
@@ -163,8 +163,8 @@ class FixedProposalSurrogate(WeightedDraws, BaseObjective):
         self.group_codes = objective.group_codes
         beta, B, L = self.layout.factors(x_center)
         self._means_c = population_means(beta, B, self.covariates)
-        scale = np.maximum(1.0, np.abs(self._means_c[:, self.fe]).max(axis=0, initial=0.0))
-        self.steps = _REL_STEP * scale
+        # absolute steps on the log scale, the same in any units (see _fixed_point._radii)
+        self.steps = np.full(self.fe.size, _STEP)
         shifts = taylor_shifts(self.fe.size, self.steps)
         phi, log_ratio, loglik = shifted_logliks(objective, x_center, shifts)
         self._psi = np.ascontiguousarray(phi[..., self.re])
