@@ -335,3 +335,8 @@ def test_draws_beyond_prior_box_are_redrawn_with_warning(post, X):
         warnings.simplefilter("ignore")
         assert np.array_equal(draws, narrow.sample(X, 50, random_state=0))
     assert not np.any(np.abs(post.sample(X, 50, random_state=0)) > 8.0)
+    # a box no redraw can fill (|phi| <= 0.01: 1 % of N(0, 1) inside): the warning names
+    # the individuals left with draws outside it
+    tiny = pickle.loads(pickle.dumps(post)).set_params(max_prior_sd=0.01)
+    with pytest.warns(UserWarning, match=r"of ID .* remain"):
+        tiny.sample(X, 5, random_state=0)

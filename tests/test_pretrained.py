@@ -10,7 +10,8 @@ fresh simulations from its training prior (fixed seeds) and must be
 * covering: 90 % intervals cover the truth with binomial SE sqrt(0.09 / 400) = 0.015;
   measured coverages 0.87-0.90, so [0.82, 0.95] is 3.3 SE around them;
 * informative: a network returning its prior is calibrated too, so every parameter
-  must contract the prior variance by at least 0.25 (measured 0.37-0.99).
+  must contract the prior variance by at least 0.25 (measured 0.26-0.99), but for
+  the detailed mRNA model's unidentified rate constants (``INFORMATIVE``).
 """
 
 import numpy as np
@@ -19,6 +20,20 @@ import pytest
 from sknlme.datasets import pretrained
 from sknlme.datasets._pretrained import PRETRAINED, _shipped_file, pretrained_names
 from sknlme.posterior import posterior_metrics
+
+# Parameters that must contract the prior by 0.25 where not all (measured on 1,000
+# prior simulations, docs/user_guide/training.rst): the detailed mRNA model's other six
+# rate constants are not identified one by one from a single cell's trajectory
+# (contractions -0.02 to 0.18); the network stays calibrated for them.
+INFORMATIVE = {
+    "mrna-transfection-detailed": [
+        "log_k2_m0_scale",
+        "log_r0_m0",
+        "log_t0",
+        "log_offset",
+        "log_sigma",
+    ],  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("name", sorted(PRETRAINED))
@@ -36,7 +51,11 @@ def test_shipped_network_is_calibrated_and_informative(name):
     assert list(table.index) == list(model.param_names)
     assert (table["ecdf_error"] <= 0.15).all(), table["ecdf_error"]
     assert table["coverage_0.9"].between(0.82, 0.95).all(), table["coverage_0.9"]
-    assert (table["contraction"] >= 0.25).all(), table["contraction"]
+    informative = INFORMATIVE.get(name, list(model.param_names))
+    assert (table.loc[informative, "contraction"] >= 0.25).all(), table["contraction"]
+    # the others: not wider than the prior (a per-individual variance ratio in [0, 1.5]
+    # has an SD <= 0.75, so the mean over 400 an SE <= 0.04; measured minimum -0.023)
+    assert (table["contraction"] >= -0.15).all(), table["contraction"]
 
 
 def test_unknown_name_lists_the_available_ones():

@@ -28,6 +28,15 @@ PRETRAINED = {
         "MRNATransfection(): 180 log-fluorescence values every 10 min from 1/6 h to 30 h; "
         "parameters log_delta, log_gamma, log_k_m0_scale, log_t0, log_offset, log_sigma"
     ),
+    "mrna-transfection-detailed": (
+        "MRNATransfectionDetailed(): the original code's ODE model on the same 180-point "
+        "series; 11 parameters, of which t0, offset and sigma are well identified"
+    ),
+    "mrna-transfection-sde": (
+        "MRNATransfectionSDE(): the original code's stochastic model on the same 180-point "
+        "series; parameters log_delta, log_gamma, log_k, log_m0, log_scale, log_t0, "
+        "log_offset, log_sigma"
+    ),
 }
 
 

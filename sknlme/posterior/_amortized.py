@@ -336,7 +336,7 @@ default="deepset"
 
         std = draw(np.arange(len(cond)), 0)
         if self.max_prior_sd is not None:
-            std = redraw_outliers(std, draw, float(self.max_prior_sd), _REDRAW_ROUNDS)
+            std = redraw_outliers(std, draw, float(self.max_prior_sd), _REDRAW_ROUNDS, study.ids)
         out = self.encoder_.unstandardize(std)
         return out if shift is None else (out - shift).astype(out.dtype)
 

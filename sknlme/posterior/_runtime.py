@@ -285,12 +285,13 @@ class NetworkRuntime:
         return self._run("log_prob", set_x, mask, cond, phi, sizes)
 
 
-def redraw_outliers(std, draw, limit, rounds):
+def redraw_outliers(std, draw, limit, rounds, ids=None):
     """Replace draws beyond ``limit`` in any coordinate (or NaN) by fresh ones.
 
     ``draw(rows, r)`` gives round ``r``'s draws (n_rows, K, d) of those rows;
     only the bad draws of a row are replaced. Warns when more than 1 % of
-    the draws needed it or some remain after ``rounds`` rounds.
+    the draws needed it or some remain after ``rounds`` rounds, naming (from
+    ``ids``) the individuals with draws left beyond the limit.
     """
     bad = ~(np.abs(std) <= limit).all(-1)  # NaN counts as bad
     n_bad = int(bad.sum())
@@ -304,9 +305,14 @@ def redraw_outliers(std, draw, limit, rounds):
         std[rows] = block
         bad = ~(np.abs(std) <= limit).all(-1)
     if bad.any() or n_bad > 0.01 * bad.size:
+        left = np.flatnonzero(bad.any(1))
+        who = ""
+        if left.size and ids is not None:
+            names = ", ".join(repr(ids[i]) for i in left[:5]) + (" ..." if left.size > 5 else "")
+            who = f" of ID {names}"
         warnings.warn(
             f"{n_bad} of {bad.size} draws were beyond {limit:g} prior SDs and redrawn; "
-            f"{int(bad.sum())} remain (the network extrapolates poorly for these data)",
+            f"{int(bad.sum())}{who} remain (the network extrapolates poorly for these data)",
             UserWarning,
             stacklevel=3,
         )
