@@ -50,7 +50,9 @@ def _statistics(padded, covariates):
     seen = vm.any(-1)  # an observation time with at least one observed value
     n_obs = seen.sum(1)
     t = np.where(seen, padded.times, np.nan)
-    with np.errstate(all="ignore"):
+    # an individual with fewer than two observations has no spacing (NaN, no warning)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         first = np.nanmin(np.where(n_obs[:, None] > 0, t, 0.0), axis=1)
         last = np.nanmax(np.where(n_obs[:, None] > 0, t, 0.0), axis=1)
         ts = np.sort(t, axis=1)  # NaN last
