@@ -9,18 +9,12 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._fallback import sample_with_fallback
 from ._fitted import FittedPopulationMixin
-from ._inputs import build_objective, covariate_effects
+from ._inputs import bind_to_study, build_objective, covariate_effects, prior_scale
 from ._multistart import distinct_optima, random_startpoints, successful_starts
 from ._params import PARAMETER_CONSTRAINTS, validate_params
 from ._refine import importance_fit
 from ._result import PopulationFitResult
 from ._screening import screened_multistart
-
-
-def _prior_scale(model):
-    """``max(1, prior variance)`` of each parameter: the scale of ``variance_floor``."""
-    cov = np.asarray(model.prior_cov, dtype=float)
-    return np.maximum(1.0, np.diag(cov) if cov.ndim == 2 else cov)
 
 
 class NLMEPopulationEstimator(FittedPopulationMixin, BaseEstimator):
@@ -294,7 +288,7 @@ class NLMEPopulationEstimator(FittedPopulationMixin, BaseEstimator):
 
     def _objective(self, study, model, samples, offsets, fixed, bounds, group_levels=None):
         return build_objective(
-            self, study, model, samples, offsets, fixed, bounds, _prior_scale(model), group_levels
+            self, study, model, samples, offsets, fixed, bounds, prior_scale(model), group_levels
         )
 
     # ------------------------------------------------------------------- fit
@@ -328,12 +322,7 @@ class NLMEPopulationEstimator(FittedPopulationMixin, BaseEstimator):
         model = self._model()
         covariate_effects(self.covariates)
         study = model.prepare(X)
-        # a posterior rescaling units is bound to this study's scales for the whole fit
-        # (one training prior, shifted into the study's units, for every call)
-        posterior = self.posterior
-        if getattr(posterior, "rescale_units", False):
-            posterior = posterior.for_study(study)
-            model = posterior.model
+        posterior, model = bind_to_study(self.posterior, study, model)
         self._fit_posterior = posterior
         validate_data(self, X, reset=True, skip_check_array=True)
         rng = check_random_state(self.random_state)

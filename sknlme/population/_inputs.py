@@ -236,3 +236,38 @@ def build_objective(est, study, model, samples, offsets, fixed, bounds, floor_sc
         random_effects_distribution=est.random_effects_distribution,
         df=est.df,
     )
+
+
+def prior_scale(model):
+    """``max(1, prior variance)`` of each parameter: the scale of ``variance_floor``.
+
+    Examples
+    --------
+    >>> from sknlme.models import LinearGaussian
+    >>> prior_scale(LinearGaussian(n_params=2)).tolist()
+    [1.0, 1.0]
+    """
+    cov = np.asarray(model.prior_cov, dtype=float)
+    return np.maximum(1.0, np.diag(cov) if cov.ndim == 2 else cov)
+
+
+def bind_to_study(posterior, study, model):
+    """The posterior (and its model) a fit of ``study`` uses.
+
+    A posterior rescaling units is bound to this study's scales for the whole
+    fit (one training prior, shifted into the study's units, for every call);
+    any other comes back as it is, with ``model``.
+
+    Examples
+    --------
+    >>> from sknlme.models import LinearGaussian
+    >>> from sknlme.posterior import ExactGaussianPosterior
+    >>> model = LinearGaussian(n_params=1)
+    >>> post = ExactGaussianPosterior(model).fit()
+    >>> bind_to_study(post, None, model) == (post, model)
+    True
+    """
+    if getattr(posterior, "rescale_units", False):
+        posterior = posterior.for_study(study)
+        return posterior, posterior.model
+    return posterior, model
