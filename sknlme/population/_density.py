@@ -30,6 +30,7 @@ from scipy.special import digamma, gammaln
 
 from .._numerics import LOG_2PI
 from ._kernels import _FASTMATH, _weights
+from ._proposal_kernel import taylor_log_lik
 
 __all__ = ["log_density", "log_norm_const", "moments_general", "surrogate_moments_general"]
 
@@ -192,13 +193,7 @@ def surrogate_moments_general(psi, base, grad, hess, means, inv_sd, nu, delta):
         hd = np.empty((K, f))
         amax = -np.inf
         for k in range(K):
-            t = base[i, k]
-            for j in range(f):
-                h = 0.0
-                for m in range(f):
-                    h += hess[i, k, j, m] * delta[i, m]
-                hd[k, j] = h
-                t += (grad[i, k, j] + 0.5 * h) * delta[i, j]
+            t = taylor_log_lik(base[i, k], grad[i, k], hess[i, k], delta[i], hd[k])
             s = 0.0
             for j in range(r):
                 zj = (psi[i, k, j] - means[i, j]) * inv_sd[i, j]

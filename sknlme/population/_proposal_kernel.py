@@ -74,6 +74,24 @@ def t_mixture(std, pop_std, log_t0, centre, A, chol_prec, m, L_pop, linv_pop, co
                 out[t, i, k] = log_pop - log_g
 
 
+@njit(inline="always")
+def taylor_log_lik(base_ik, grad_ik, hess_ik, delta_i, hd_k):
+    """``base + (g + H delta / 2) . delta`` of one draw; ``hd_k`` receives ``H delta``.
+
+    The second-order expansion of a draw's log-likelihood in the parameters
+    without random effect, shared by the surrogate kernels.
+    """
+    f = delta_i.shape[0]
+    t = base_ik
+    for j in range(f):
+        h = 0.0
+        for q in range(f):
+            h += hess_ik[j, q] * delta_i[q]
+        hd_k[j] = h
+        t += (grad_ik[j] + 0.5 * h) * delta_i[j]
+    return t
+
+
 @njit(parallel=True, nogil=True, cache=True)
 def surrogate_moments(psi, base, grad, hess, means, linv, delta, lse, zbar, dfix, S):
     """Moments of the fixed-proposal surrogate's weights, per individual.
@@ -92,13 +110,7 @@ def surrogate_moments(psi, base, grad, hess, means, linv, delta, lse, zbar, dfix
         hd = np.empty((K, f))
         amax = -math.inf
         for k in range(K):
-            t = base[i, k]
-            for j in range(f):
-                h = 0.0
-                for q in range(f):
-                    h += hess[i, k, j, q] * delta[i, q]
-                hd[k, j] = h
-                t += (grad[i, k, j] + 0.5 * h) * delta[i, j]
+            t = taylor_log_lik(base[i, k], grad[i, k], hess[i, k], delta[i], hd[k])
             zz = 0.0
             for j in range(r):
                 s = 0.0
