@@ -19,6 +19,7 @@ from sknlme.population import (
     NLMEPopulationEstimator,
     PopulationObjective,
     amortized_offsets,
+    likelihood_ratio_test,
     parameter_table,
 )
 from sknlme.posterior import ExactGaussianPosterior
@@ -244,6 +245,9 @@ def test_student_t_recovered_and_beats_normal_fit():
     margin = 10.83 + 4 * 2 * np.hypot(t.loglik_mc_se_, normal.loglik_mc_se_)
     assert 2 * (t.loglik_ - normal.loglik_) > margin
     assert t.aic_ < normal.aic_
+    test = likelihood_ratio_test(normal, t)
+    assert (test["df"], test["n_boundary"], test["extra_parameters"]) == (1, 1, ["log_df"])
+    assert test["pvalue"] == pytest.approx(test["pvalue_naive"] / 2) and test["pvalue"] < 1e-3
     # profile ends on log_df / log_var map onto the df and SD rows of the parameter table
     frame = pd.DataFrame(
         {"parameter": ["log_df", "log_var(theta0)"], "lower": [0.5, -3.0], "upper": [1.5, -2.0]}

@@ -7,6 +7,13 @@ under the null (variance 0), so ``T`` is not ``chi2(df)``: for ``k`` such
 (independent) variance components and ``m`` other extra parameters it is the
 chi-bar-square mixture ``sum_j C(k, j) 2^-k chi2(m + j)`` (Self & Liang 1987;
 ``k = 1, m = 0``: the 50:50 mixture of ``chi2(0)`` and ``chi2(1)``).
+
+A normal fit is the limit of a Student-t fit as ``nu -> infinity``, i.e. at the
+boundary ``1 / nu = 0``: testing normal against t random effects with
+estimated ``log_df`` counts ``log_df`` as one boundary parameter too (the
+same 50:50 mixture; the t's ``log_df`` is capped at ``log 1000``, where it is
+normal to within the Monte-Carlo error). Against a t with a fixed ``df`` the
+extra ``log_df`` is an interior parameter.
 """
 
 from __future__ import annotations
@@ -152,7 +159,9 @@ def likelihood_ratio_test(reduced, full, boundary="auto"):
     boundary : "auto" or int, default="auto"
         Number of the extra parameters that are variance components on the
         boundary. ``"auto"``: the random effects of ``full`` absent from
-        ``reduced`` (their ``log_var(...)`` entries).
+        ``reduced`` (their ``log_var(...)`` entries), plus ``log_df`` where
+        ``reduced`` has normal random effects and ``full`` Student-t ones
+        (the normal is the t's boundary ``1 / df = 0``).
 
     Returns
     -------
@@ -200,6 +209,8 @@ def likelihood_ratio_test(reduced, full, boundary="auto"):
     if boundary == "auto":
         re_red = set(red.layout.random_effects)
         n_boundary = sum(p not in re_red for p in ful.layout.random_effects)
+        if "log_df" in extra and red.layout.distribution == "normal":
+            n_boundary += 1
     else:
         n_boundary = int(boundary)
     stat = max(0.0, 2.0 * (ful.loglik - red.loglik))
