@@ -24,6 +24,11 @@ PRETRAINED = {
         "doses, steady state, 1-30 samples, BLQ), any units (rescale_units); parameters "
         "log_CL, log_V1, log_Q, log_V2, log_sigma"
     ),
+    "parent-metabolite": (
+        "ParentMetabolite(): the original code's sunitinib-type parent-metabolite model, 28 "
+        "once-daily doses of 25-50 mg, 12 samples of two log outputs, WT and DOS; 11 "
+        "parameters"
+    ),
     "mrna-transfection": (
         "MRNATransfection(): 180 log-fluorescence values every 10 min from 1/6 h to 30 h; "
         "parameters log_delta, log_gamma, log_k_m0_scale, log_t0, log_offset, log_sigma"
@@ -71,7 +76,10 @@ def pretrained(name):
 
     Parameters
     ----------
-    name : {"one-compartment-oral", "mrna-transfection"}
+    name : str
+        One of :func:`pretrained_names` (``"one-compartment-oral"``,
+        ``"one-compartment-oral-trans4"``, ``"one-compartment-iv"``,
+        ``"two-compartment-iv"``, ``"parent-metabolite"`` and the three mRNA models).
 
     Returns
     -------
