@@ -16,7 +16,7 @@ from sknlme.population import (
     bootstrap,
     case_deletion,
 )
-from sknlme.population._resample import refit_objective, subset_objective
+from sknlme.population._resample import subset_objective
 from sknlme.posterior import ExactGaussianPosterior
 
 
@@ -32,10 +32,7 @@ def fits():
         out = {
             "amortized": NLMEPopulationEstimator(
                 post, likelihood="amortized", n_samples=200, n_starts=2, random_state=0
-            ).fit(X),
-            "importance": NLMEPopulationEstimator(
-                post, n_samples=200, n_starts=2, random_state=0
-            ).fit(X),
+            ).fit(X)
         }
     return X, out
 
@@ -55,31 +52,19 @@ def test_subset_matches_rows(fits):
         assert sub(pop.x_) == pytest.approx(-obj.individual_loglik(pop.x_)[rows].sum())
     with pytest.raises(ValueError, match="rows"):
         subset_objective(base, [base.n])
-    # the importance fit's surrogate at its estimate: the same per-individual terms there
-    res = out["importance"].result_
-    sur = refit_objective(res)
-    assert type(sur).__name__ == "FixedProposalSurrogate"
-    np.testing.assert_allclose(
-        subset_objective(sur, rows).individual_loglik(res.x),
-        res.objective.individual_loglik(res.x)[rows],
-        rtol=1e-10,
-    )
 
 
-@pytest.mark.parametrize("likelihood", ["amortized", "importance"])
-def test_bootstrap_se_matches_hessian(fits, likelihood):
+def test_bootstrap_se_matches_hessian(fits):
     """Bootstrap SE ~ inverse-Hessian SE (the parametric, asymptotic reference).
 
     With B = 300 replicates the relative MC SE of an SD estimate is
     1/sqrt(2(B - 1)) = 4.1 %; 3 of them = 12 %. The two estimate the same
     O(1/n) variance and differ by O(n^-1/2) terms: ~10 % at n = 100 (log-variances
     of a normal sample, Var(log s^2) = 2/(n-1) vs the bootstrap's kurtosis
-    term). Tolerance 25 %. The importance fit is re-optimised on its fixed-proposal
-    surrogate (cached draws and log-likelihoods), its Hessian SEs from the fit itself.
+    term). Tolerance 25 %.
     """
     _, out = fits
-    pop = out[likelihood]
-    assert pop.likelihood_ == likelihood
+    pop = out["amortized"]
     boot = bootstrap(pop, n_boot=300, random_state=0, n_jobs=2)
     assert boot.n_failed == 0 and boot.replicates.shape == (300, 4)
     ratio = boot.standard_errors / pop.standard_errors_

@@ -2,10 +2,7 @@
 
 Both re-optimise the fit's objective on resampled individuals together with
 their cached draws (:func:`~sknlme.population._resample.subset_objective`),
-starting at the estimate: no new posterior draws, no new starts. An
-importance-likelihood fit is re-optimised on its fixed-proposal surrogate at
-the estimate (:func:`~sknlme.population._resample.refit_objective`): the
-cached draws of its last proposals and their exact log-likelihoods.
+starting at the estimate: no new posterior draws, no new starts.
 """
 
 from __future__ import annotations
@@ -16,7 +13,7 @@ from scipy import stats
 from sklearn.utils import check_random_state
 
 from ._compare import _result
-from ._resample import refit_objective, refit_rows
+from ._resample import refit_rows
 
 __all__ = ["BootstrapResult", "bca_interval", "bootstrap", "case_deletion"]
 
@@ -156,9 +153,10 @@ class BootstrapResult:
         )
 
 
-def _refit_all(objective, res):
-    """The estimate re-optimised on every individual of ``objective``, from ``res.x``."""
-    x, _, _ = refit_rows(objective, res.x, [np.arange(objective.n)], n_jobs=1)
+def _refit_all(res, n_jobs):
+    """The estimate re-optimised on every individual, from ``res.x``."""
+    n = res.objective.n
+    x, _, _ = refit_rows(res.objective, res.x, [np.arange(n)], n_jobs=1)
     return x[0]
 
 
@@ -166,9 +164,8 @@ def bootstrap(fit, n_boot=1000, random_state=None, n_jobs=None, bca=True):
     """Nonparametric bootstrap over individuals, on the fit's cached draws.
 
     Each replicate resamples individuals with replacement, each with its own
-    draws (for the importance likelihood: the draws of its last proposal and
-    their exact log-likelihoods, the fixed-proposal surrogate at the
-    estimate), and re-optimises from the estimate with L-BFGS-B. The Monte-Carlo error of
+    draws (and, for the importance likelihood, its proposal), and
+    re-optimises from the estimate with L-BFGS-B. The Monte-Carlo error of
     the draws is held fixed (common random numbers), so the replicates
     measure the sampling variability of the estimator only.
 
@@ -206,18 +203,17 @@ def bootstrap(fit, n_boot=1000, random_state=None, n_jobs=None, bca=True):
     res = _result(fit)
     if int(n_boot) < 2:
         raise ValueError(f"n_boot must be >= 2, got {n_boot}")
-    obj = refit_objective(res)
-    n = obj.n
+    n = res.objective.n
     rng = check_random_state(random_state)
     sets = [rng.randint(0, n, size=n) for _ in range(int(n_boot))]
-    est = _refit_all(obj, res)
+    est = _refit_all(res, n_jobs)
     t0 = time.perf_counter()
-    x, _, ok = refit_rows(obj, est, sets, n_jobs=n_jobs)
+    x, _, ok = refit_rows(res.objective, est, sets, n_jobs=n_jobs)
     seconds = time.perf_counter() - t0
     names = res.x_names
     jack = np.full((n, len(names)), np.nan)
     if bca:
-        jack, _, _ = refit_rows(obj, est, _leave_one_out(n), n_jobs=n_jobs)
+        jack, _, _ = refit_rows(res.objective, est, _leave_one_out(n), n_jobs=n_jobs)
     return BootstrapResult(
         pd.Series(est, index=names, name="estimate"),
         pd.DataFrame(x[ok], columns=names),
@@ -264,8 +260,8 @@ def case_deletion(fit, n_jobs=None):
     ((10, 5), True)
     """
     res = _result(fit)
-    obj = refit_objective(res)
-    est = _refit_all(obj, res)
+    obj = res.objective
+    est = _refit_all(res, n_jobs)
     x, fval, _ = refit_rows(obj, est, _leave_one_out(obj.n), n_jobs=n_jobs)
     f_all = obj(est)
     d = x - est

@@ -19,9 +19,8 @@ from threadpoolctl import threadpool_limits
 from ._importance import ImportanceObjective
 from ._multistart import _threadsafe_numba
 from ._objective import PopulationObjective
-from ._surrogate import FixedProposalSurrogate
 
-__all__ = ["refit_objective", "refit_rows", "subset_objective"]
+__all__ = ["refit_rows", "subset_objective"]
 
 # per-row attributes of each objective: (name, how to index)
 _AMORTIZED_ROWS = ("_draws", "log_offsets", "covariates", "group_codes")
@@ -36,7 +35,6 @@ _IMPORTANCE_ROWS = (
     "_log_t0",
     "_pop_std",
 )
-_SURROGATE_ROWS = ("covariates", "group_codes", "_means_c", "_psi", "_base", "_a", "_H")
 
 
 def _take(value, rows):
@@ -52,8 +50,8 @@ def subset_objective(objective, rows):
 
     Parameters
     ----------
-    objective : PopulationObjective, ImportanceObjective or FixedProposalSurrogate
-        An objective of a fit (``result_.objective``) or its surrogate.
+    objective : PopulationObjective or ImportanceObjective
+        An objective of a fit (``result_.objective``).
     rows : array-like of int
         Row positions; a bootstrap sample repeats rows.
 
@@ -86,8 +84,6 @@ def subset_objective(objective, rows):
         names = _IMPORTANCE_ROWS
         new._padded = objective._padded.take(rows)
         new._covs = _take(objective._covs, rows)
-    elif isinstance(objective, FixedProposalSurrogate):
-        names = _SURROGATE_ROWS
     else:
         raise TypeError(f"cannot resample a {type(objective).__name__}")
     for name in names:
@@ -99,40 +95,6 @@ def subset_objective(objective, rows):
     new.n = rows.size
     new._cache = (None, None)
     return new
-
-
-def refit_objective(result):
-    """The objective that resampling re-optimises for a fit ``result``.
-
-    The amortized objective as it is. For the importance likelihood, its
-    fixed-proposal surrogate centred at the estimate
-    (:class:`~sknlme.population.FixedProposalSurrogate`: the same draws and
-    exact log-likelihoods as the fit's last refinement step, the proposals held
-    fixed): a replicate's estimate lies within a few standard errors of the
-    fit's, where the proposals adapted at the estimate stay good, and each
-    evaluation is one pass over cached numbers instead of ``2 n_x + 1`` passes
-    of the model's likelihood (theophylline: 0.1 replicates/s before, see
-    ``bench/bootstrap.py``). Without random effects the surrogate does not
-    exist and the importance objective itself is used.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sknlme.models import LinearGaussian
-    >>> from sknlme.posterior import ExactGaussianPosterior
-    >>> from sknlme.population import NLMEPopulationEstimator
-    >>> model = LinearGaussian(n_params=1, sigma=0.3)
-    >>> X, _ = model.simulate(10, random_state=0)
-    >>> pop = NLMEPopulationEstimator(ExactGaussianPosterior(model).fit(), n_samples=50,
-    ...                               n_starts=1, random_state=0).fit(X)
-    >>> sur = refit_objective(pop.result_)
-    >>> type(sur).__name__, bool(np.isclose(sur(pop.x_), pop.result_.objective(pop.x_)))
-    ('FixedProposalSurrogate', True)
-    """
-    objective = result.objective
-    if isinstance(objective, ImportanceObjective) and objective.re.size:
-        return FixedProposalSurrogate(objective, result.x)
-    return objective
 
 
 def _optimize(objective, x0, lb, ub):
@@ -163,7 +125,7 @@ def refit_rows(objective, x0, row_sets, n_jobs=None):
 
     Parameters
     ----------
-    objective : PopulationObjective, ImportanceObjective or FixedProposalSurrogate
+    objective : PopulationObjective or ImportanceObjective
     x0 : array-like of shape (n_x,)
         Start of every re-optimisation (the estimate).
     row_sets : list of array-like of int
