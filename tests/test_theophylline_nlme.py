@@ -71,10 +71,21 @@ def test_bic_counts_observations_as_r(fitted):
     assert fitted.bic_ == pytest.approx(388.2, abs=2 * 2)
 
 
-def test_standard_errors_finite(fitted):
+# R's standard errors of the same fit (summary(fit)$tTable, R 4.x, nlme 3.1)
+R_SE = {"log_ke": 0.05249, "log_ka": 0.19863, "log_Cl": 0.06001}
+
+
+def test_standard_errors_match_r(fitted):
+    """Standard errors of the fixed effects as R's.
+
+    lKe's variance is at its bound (SD 3e-5 in R, e^-10 here), so its mean is in effect a
+    fixed parameter: the Hessian must see its mean move with the draws (it gave 0.0002
+    while the draws were held). Tolerance 15 %: the TRANS4 fit's SEs agree with R's
+    within 2 % (tests/test_theophylline_broad.py), the Hessian's MC error on 2**18 draws
+    is a few %, and R's SEs are those of its linearised likelihood.
+    """
     se = fitted.standard_errors_
     fixed = se[["log_ke", "log_ka", "log_Cl", "log_sigma"]]
     assert np.all(np.isfinite(fixed)) and np.all(fixed > 0)
-    # lKa varies most between subjects (SD 0.64 over 12 subjects): its fixed effect is
-    # the least precise, about 0.64 / sqrt(12) = 0.19
-    assert se["log_ka"] == pytest.approx(0.644 / np.sqrt(12), rel=0.3)
+    for name, value in R_SE.items():
+        assert se[name] == pytest.approx(value, rel=0.15), name

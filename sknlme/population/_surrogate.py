@@ -22,6 +22,7 @@ estimate of the same likelihood with a proposal adapted to the centre.
 
 from __future__ import annotations
 
+import copy
 import itertools
 
 import numba
@@ -34,10 +35,44 @@ from ._proposal_kernel import surrogate_moments
 from ._surrogate_general import general_log_pop, general_value_and_gradient
 from ._weighted import WeightedDraws
 
-__all__ = ["FixedProposalSurrogate"]
+__all__ = ["FixedProposalSurrogate", "negligible_random_effects"]
 
 _STEP = 0.01  # Taylor step of the parameters without a random effect
+# random effects with an SD below this (log scale: 0.1 % between individuals) are held to
+# be absent when the draws are fixed (see FixedProposalSurrogate's ``degenerate``)
+NEGLIGIBLE_VAR = 1e-6
 _SERIAL_SIZE = 1_000_000  # draw entries below which one thread is faster (see _objective)
+
+
+def negligible_random_effects(objective, x):
+    """Random effects (indices) whose variance at ``x`` is below ``NEGLIGIBLE_VAR``.
+
+    Diagonal covariances only (a sub-block of a full Cholesky factor is not the
+    factor of the sub-covariance); none when all of them would be.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sknlme.models import LinearGaussian
+    >>> from sknlme.posterior import ExactGaussianPosterior
+    >>> from sknlme.population import ImportanceObjective, PopulationObjective
+    >>> model = LinearGaussian(n_params=2, sigma=0.3)
+    >>> X, _ = model.simulate(3, random_state=0)
+    >>> draws = ExactGaussianPosterior(model).fit().sample(X, 5, random_state=0)
+    >>> base = PopulationObjective(draws, np.zeros((3, 5)), ["a", "b"])
+    >>> obj = ImportanceObjective(base, model, X, 5, random_state=0)
+    >>> negligible_random_effects(obj, obj.pack(cov=np.diag([1.0, 1e-9]))).tolist()
+    [1]
+    """
+    layout = objective.layout
+    none = np.array([], dtype=np.intp)
+    if getattr(layout, "general", False) or not all(len(b) == 1 for b in layout.blocks):
+        return none
+    _, _, L = layout.factors(np.asarray(x, dtype=float))
+    var = np.einsum("ij,ij->i", L, L)
+    re = np.asarray(objective.re, dtype=np.intp)
+    small = re[var[re] < NEGLIGIBLE_VAR]
+    return small if small.size < re.size else none
 
 
 def taylor_shifts(f, steps):
@@ -129,6 +164,15 @@ class FixedProposalSurrogate(WeightedDraws, BaseObjective):
         The importance objective (with at least one random effect).
     x_center : array-like of shape (n_x,)
         Where the proposals are built.
+    degenerate : array-like of int, default=()
+        Parameters (indices) among the random effects whose variance is
+        negligible at ``x_center``: their draws sit at the mean, so with the
+        draws held fixed the mean could not move (theophylline's ``log ke``,
+        variance ``e^-20``: a bootstrap on the fixed draws left it within
+        0.001 where refits on the exact objective moved it by 0.1). They are
+        expanded like the parameters without a random effect (Taylor in the
+        mean; their density held at its value at the centre), and their
+        variance drops out of the surrogate.
 
     Examples
     --------
@@ -153,12 +197,19 @@ class FixedProposalSurrogate(WeightedDraws, BaseObjective):
 
     exact_likelihood = True
 
-    def __init__(self, objective, x_center):
-        if not objective.re.size:
+    def __init__(self, objective, x_center, degenerate=()):
+        degenerate = np.intersect1d(objective.re, np.asarray(degenerate, dtype=np.intp))
+        if degenerate.size:  # expanded as fixed parameters: their draws shift with the mean
+            objective = copy.copy(objective)
+            objective.fe = np.union1d(objective.fe, degenerate)
+            re = np.setdiff1d(objective.re, degenerate)
+        else:
+            re = objective.re
+        if not re.size:
             raise ValueError("the surrogate needs at least one random effect")
         x_center = np.asarray(x_center, dtype=float).reshape(-1)
         self.layout, self.covariates, self.n = objective.layout, objective.covariates, objective.n
-        self.re, self.fe, self.K, self.d = objective.re, objective.fe, objective.K, objective.d
+        self.re, self.fe, self.K, self.d = re, objective.fe, objective.K, objective.d
         self.x_center = x_center.copy()
         self.group_codes = objective.group_codes
         beta, B, L = self.layout.factors(x_center)
