@@ -13,12 +13,8 @@ from sknlme.population import ImportanceObjective, PopulationObjective
 from sknlme.population._fixed_point import minimize_fixed_proposal
 from sknlme.population._proposal import t_proposal
 from sknlme.population._rescoring import mc_standard_errors
-from sknlme.population._surrogate import (
-    FixedProposalSurrogate,
-    shifted_logliks,
-    taylor_coefficients,
-    taylor_shifts,
-)
+from sknlme.population._surrogate import FixedProposalSurrogate
+from sknlme.population._taylor import shifted_logliks, taylor_coefficients, taylor_shifts
 from sknlme.posterior import ExactGaussianPosterior, LaplacePosterior
 
 

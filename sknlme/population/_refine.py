@@ -12,7 +12,8 @@ from ._importance import ImportanceObjective
 from ._multistart import distinct_optima, run_multistart, successful_starts
 from ._rescoring import adaptive_rescorer
 from ._sharding import RowShards, close_client, resolve_client
-from ._surrogate import FixedProposalSurrogate, negligible_random_effects
+from ._surrogate import FixedProposalSurrogate
+from ._taylor import negligible_random_effects
 
 __all__ = ["importance_fit", "refine"]
 

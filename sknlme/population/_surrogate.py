@@ -23,124 +23,21 @@ estimate of the same likelihood with a proposal adapted to the centre.
 from __future__ import annotations
 
 import copy
-import itertools
 
 import numba
 import numpy as np
 
 from .._numerics import LOG_2PI
 from ._base import BaseObjective, population_means
-from ._importance import _BATCH_DRAWS
 from ._proposal_kernel import surrogate_moments
 from ._surrogate_general import general_log_pop, general_value_and_gradient
+from ._taylor import shifted_logliks, taylor_coefficients, taylor_shifts
 from ._weighted import WeightedDraws
 
-__all__ = ["FixedProposalSurrogate", "negligible_random_effects"]
+__all__ = ["FixedProposalSurrogate"]
 
 _STEP = 0.01  # Taylor step of the parameters without a random effect
-# random effects with an SD below this (log scale: 0.1 % between individuals) are held to
-# be absent when the draws are fixed (see FixedProposalSurrogate's ``degenerate``)
-NEGLIGIBLE_VAR = 1e-6
 _SERIAL_SIZE = 1_000_000  # draw entries below which one thread is faster (see _objective)
-
-
-def negligible_random_effects(objective, x):
-    """Random effects (indices) whose variance at ``x`` is below ``NEGLIGIBLE_VAR``.
-
-    Diagonal covariances only (a sub-block of a full Cholesky factor is not the
-    factor of the sub-covariance); none when all of them would be.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sknlme.models import LinearGaussian
-    >>> from sknlme.posterior import ExactGaussianPosterior
-    >>> from sknlme.population import ImportanceObjective, PopulationObjective
-    >>> model = LinearGaussian(n_params=2, sigma=0.3)
-    >>> X, _ = model.simulate(3, random_state=0)
-    >>> draws = ExactGaussianPosterior(model).fit().sample(X, 5, random_state=0)
-    >>> base = PopulationObjective(draws, np.zeros((3, 5)), ["a", "b"])
-    >>> obj = ImportanceObjective(base, model, X, 5, random_state=0)
-    >>> negligible_random_effects(obj, obj.pack(cov=np.diag([1.0, 1e-9]))).tolist()
-    [1]
-    """
-    layout = objective.layout
-    none = np.array([], dtype=np.intp)
-    if getattr(layout, "general", False) or not all(len(b) == 1 for b in layout.blocks):
-        return none
-    _, _, L = layout.factors(np.asarray(x, dtype=float))
-    var = np.einsum("ij,ij->i", L, L)
-    re = np.asarray(objective.re, dtype=np.intp)
-    small = re[var[re] < NEGLIGIBLE_VAR]
-    return small if small.size < re.size else none
-
-
-def taylor_shifts(f, steps):
-    """Shifts of the ``f`` fixed parameters for a second-order expansion, shape (s, f).
-
-    Row 0 is no shift, rows ``1 + 2 j`` and ``2 + 2 j`` are ``+-steps[j]`` along
-    ``j``, then two rows ``+-(steps[j] e_j + steps[l] e_l)`` per pair ``j < l``
-    (the mixed derivatives by a second-order difference, see
-    :func:`taylor_coefficients`).
-
-    Examples
-    --------
-    >>> taylor_shifts(2, [0.1, 0.2]).tolist()[5:]
-    [[0.1, 0.2], [-0.1, -0.2]]
-    """
-    steps = np.asarray(steps, dtype=float)
-    rows = [np.zeros(f)]
-    for j in range(f):
-        for sign in (1.0, -1.0):
-            e = np.zeros(f)
-            e[j] = sign * steps[j]
-            rows.append(e)
-    for j, m in itertools.combinations(range(f), 2):
-        e = np.zeros(f)
-        e[j], e[m] = steps[j], steps[m]
-        rows.extend([e, -e])
-    return np.array(rows)
-
-
-def taylor_coefficients(loglik, steps):
-    """Gradient (n, K, f) and Hessian (n, K, f, f) of each draw's log-likelihood.
-
-    From ``loglik`` (s, n, K) at the shifts of :func:`taylor_shifts`;
-    non-finite differences (a zero likelihood on one side) are set to 0.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> x = taylor_shifts(1, [0.1])[:, 0]
-    >>> ll = (-(x**2) + 3 * x)[:, None, None]  # -x^2 + 3x at the shifts
-    >>> a, H = taylor_coefficients(ll, [0.1])
-    >>> np.round([a[0, 0, 0], H[0, 0, 0, 0]], 8).tolist()
-    [3.0, -2.0]
-    """
-    steps = np.asarray(steps, dtype=float)
-    f = steps.size
-    l0 = loglik[0]
-    n, K = l0.shape
-    grad = np.zeros((n, K, f))
-    hess = np.zeros((n, K, f, f))
-    with np.errstate(invalid="ignore"):
-        for j in range(f):
-            plus, minus = loglik[1 + 2 * j], loglik[2 + 2 * j]
-            grad[..., j] = (plus - minus) / (2 * steps[j])
-            hess[..., j, j] = (plus - 2 * l0 + minus) / steps[j] ** 2
-        for t, (j, m) in enumerate(itertools.combinations(range(f), 2)):
-            # (f(++) - f(+0) - f(0+) + 2 f0 - f(-0) - f(0-) + f(--)) / (2 hj hm): error
-            # O(h^2); the one-sided (f(++) - f(+0) - f(0+) + f0) / (hj hm) has an O(h)
-            # error that put -237 into the log ke x log sigma entry of the observed
-            # information (exact: 1.6; a coverage replicate of 24 subjects), so SEs of
-            # 1.10x the exact ones (bench/wald_check.py, issue 14)
-            pp, mm = loglik[1 + 2 * f + 2 * t], loglik[2 + 2 * f + 2 * t]
-            single = loglik[1 + 2 * j] + loglik[2 + 2 * j] + loglik[1 + 2 * m] + loglik[2 + 2 * m]
-            h = (pp + mm - single + 2 * l0) / (2 * steps[j] * steps[m])
-            hess[..., j, m] = hess[..., m, j] = h
-    grad[~np.isfinite(grad)] = 0.0
-    hess[~np.isfinite(hess)] = 0.0
-    return grad, hess
 
 
 def _gauss(psi, m, L):
@@ -383,65 +280,3 @@ class FixedProposalSurrogate(WeightedDraws, BaseObjective):
         g = self.layout.chain(x, g_beta, g_B, g_L)
         self._cache = (key, (value, g))
         return value, g.copy()
-
-
-def shifted_logliks(objective, x, shifts):
-    """Proposal draws of ``objective`` at ``x`` and their likelihoods, fixed parameters shifted.
-
-    Parameters
-    ----------
-    objective : ImportanceObjective
-    x : array-like of shape (n_x,)
-    shifts : array-like of shape (s, n_fixed)
-        Offsets added to the parameters without a random effect (in the
-        order of ``objective.fe``).
-
-    Returns
-    -------
-    phi : ndarray of shape (n, K, d)
-        The draws at ``x`` (unshifted).
-    log_ratio : ndarray of shape (n, K)
-        ``log N(psi; m, Psi) - log g(psi)``.
-    loglik : ndarray of shape (s, n, K)
-        ``log p(y_i | psi_ik, phi_fix + shift)``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sknlme.models import LinearGaussian
-    >>> from sknlme.posterior import ExactGaussianPosterior
-    >>> from sknlme.population import ImportanceObjective, PopulationObjective
-    >>> model = LinearGaussian(n_params=1, sigma=0.3)
-    >>> X, _ = model.simulate(4, random_state=0)
-    >>> draws = ExactGaussianPosterior(model).fit().sample(X, 20, random_state=0)
-    >>> base = PopulationObjective(draws, np.zeros((4, 20)), ["theta0"])
-    >>> obj = ImportanceObjective(base, model, X, 50, random_state=0)
-    >>> x = obj.pack(beta=[0.0], cov=[[1.0]])
-    >>> phi, ratio, ll = shifted_logliks(obj, x, np.zeros((1, 0)))
-    >>> bool(np.allclose(ll[0] + ratio, obj.draws(x)[1]))
-    True
-    """
-    x = np.asarray(x, dtype=float).reshape(1, -1)
-    shifts = np.atleast_2d(np.asarray(shifts, dtype=float))
-    n, s, K = objective.n, len(shifts), objective.K
-    blocks = objective.shards.blocks(n, max(1, _BATCH_DRAWS // (K * s)))
-    parts = objective.shards.map(_block_shifted, objective, blocks, x, shifts)
-    phi, log_ratio, loglik = (
-        np.concatenate(a, axis=ax)
-        for a, ax in zip(zip(*parts, strict=True), (0, 0, 1), strict=True)
-    )
-    return phi, log_ratio, loglik
-
-
-def _block_shifted(objective, rows, x, shifts):
-    """:func:`shifted_logliks` for individuals ``rows``."""
-    fe, s, K, d = objective.fe, len(shifts), objective.K, objective.d
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        p, lr = objective._proposal(x, rows)
-        flat = np.repeat(p, s, axis=1)  # (n_r, s, K, d)
-        flat[..., fe] += shifts[None, :, None, :]
-        ratio = np.broadcast_to(lr[0][:, None, :], (rows.size, s, K))
-        ll = objective._loglik(
-            flat.reshape(rows.size, s * K, d), rows, ratio.reshape(rows.size, s * K)
-        )
-    return p[:, 0], lr[0], ll.reshape(rows.size, s, K).transpose(1, 0, 2)
