@@ -11,7 +11,7 @@ from ._fallback import sample_with_fallback
 from ._fitted import FittedPopulationMixin
 from ._inputs import bind_to_study, build_objective, covariate_effects, prior_scale
 from ._multistart import distinct_optima, random_startpoints, successful_starts
-from ._network_check import network_agreement, warn_network_disagreement
+from ._network_check import check_network
 from ._params import PARAMETER_CONSTRAINTS, validate_params
 from ._refine import importance_fit
 from ._result import PopulationFitResult
@@ -344,13 +344,8 @@ class NLMEPopulationEstimator(FittedPopulationMixin, BaseEstimator):
         )
         ok, failed = successful_starts(result, stacklevel=3)
         self.likelihood_ = self._resolved_likelihood(model)
-        if (
-            self.likelihood_ == "amortized"
-            and model.has_likelihood
-            and hasattr(posterior, "log_prob")
-        ):
-            check = network_agreement(posterior, model, study, samples, offsets, fallback.rows)
-            warn_network_disagreement(check)
+        if self.likelihood_ == "amortized":
+            check_network(posterior, model, study, samples, offsets, fallback.rows)
         if self.likelihood_ == "importance":
             # refine the best amortized end points on the exact likelihood and re-score
             fit = importance_fit(

@@ -26,7 +26,12 @@ import numpy as np
 import pandas as pd
 from scipy.special import logsumexp
 
-__all__ = ["AGREEMENT_FRACTION", "network_agreement", "warn_network_disagreement"]
+__all__ = [
+    "AGREEMENT_FRACTION",
+    "check_network",
+    "network_agreement",
+    "warn_network_disagreement",
+]
 
 AGREEMENT_FRACTION = 0.1
 # draws per individual judged (a log-density pass of the flow costs about what a draw
@@ -83,6 +88,25 @@ def network_agreement(posterior, model, study, samples, offsets, skip_rows=()):
     ess[~np.isfinite(ess)] = 0.0  # no finite weight: no agreement at all
     ess[np.asarray(skip_rows, dtype=np.intp)] = np.nan
     return pd.Series(ess, index=study.index, name="network_ess_fraction")
+
+
+def check_network(posterior, model, study, samples, offsets, skip_rows=()):
+    """An amortized fit's check: warn where the network disagrees with the exact posterior.
+
+    Nothing happens for a model without likelihood or a posterior without
+    ``log_prob``. Returns the agreement (see :func:`network_agreement`) or None.
+
+    Examples
+    --------
+    >>> from sknlme.models import MRNATransfectionSDE
+    >>> check_network(None, MRNATransfectionSDE(), None, None, None) is None
+    True
+    """
+    if not model.has_likelihood or not hasattr(posterior, "log_prob"):
+        return None
+    agreement = network_agreement(posterior, model, study, samples, offsets, skip_rows)
+    warn_network_disagreement(agreement, stacklevel=4)
+    return agreement
 
 
 def warn_network_disagreement(agreement, fraction=AGREEMENT_FRACTION, stacklevel=3):
