@@ -279,3 +279,44 @@ def test_save_load_keeps_rescaling(rescaling, tmp_path):
     np.testing.assert_array_equal(
         again.sample(Y, 5, random_state=1), post.sample(Y, 5, random_state=1)
     )
+
+
+# ------------------------------------------ (c) a user's model declares its exponents
+def iv_bolus(phi, t, dose_times, dose_amounts):
+    """``sum_doses A / V exp(-CL / V (t - t_d))`` (one compartment, IV bolus)."""
+    cl, v = np.exp(phi[:, :1]), np.exp(phi[:, 1:2])
+    dt = t[:, :, None] - dose_times[:, None, :]
+    decay = np.exp(-(cl / v)[..., None] * np.maximum(dt, 0.0)) * (dt >= 0)
+    return (dose_amounts[:, None, :] / v[..., None] * decay).sum(-1)
+
+
+def test_function_model_unit_exponents_rescale_a_network():
+    """A FunctionModel with declared exponents is equivariant, and a rescaling network
+    trained on it maps another unit system onto its scales (draws shifted exactly)."""
+    from sknlme.models import FunctionModel
+
+    exponents = {"log_CL": [-1, 1, -1], "log_V": [0, 1, -1], "log_sigma": [0, 0, 1]}
+    model = FunctionModel(
+        iv_bolus, ["log_CL", "log_V"], [np.log(5), np.log(50), np.log(0.1)], [0.3, 0.3, 0.2],
+        times=[0.5, 1, 2, 4, 8, 12], doses=([0.0, 6.0], [100.0, 100.0]),
+        unit_exponents=exponents,
+    )  # fmt: skip
+    assert model.get_config()["unit_exponents"] == model.unit_exponents.tolist()
+    X, phi = model.simulate(6, random_state=0)
+    Y = convert(X, *MIN_UG_ML)
+    shift = model.unit_exponents @ np.log(MIN_UG_ML)
+    pred_x = model.predict(phi.to_numpy(), X)
+    pred_y = model.predict(phi.to_numpy() + shift, Y)
+    np.testing.assert_allclose(pred_y, pred_x * MIN_UG_ML[2], rtol=1e-10)
+    post = AmortizedPosterior(
+        model, hidden_units=(16,), flow_depth=2, n_simulations=256, epochs=1,
+        rescale_units=True, random_state=0,
+    ).fit()  # fmt: skip
+    a, b = post.sample(X, 20, random_state=1), post.sample(Y, 20, random_state=1)
+    np.testing.assert_allclose(b, a + shift, atol=5e-6)  # float32 draws, as above
+    with pytest.raises(ValueError, match="unit_exponents must be finite, of shape"):
+        FunctionModel(iv_bolus, ["log_CL", "log_V"], [0, 0, 0], [1, 1, 1], times=[1.0],
+                      unit_exponents=[[0, 0, 0]])  # fmt: skip
+    with pytest.raises(ValueError, match="unknown parameters"):
+        FunctionModel(iv_bolus, ["log_CL", "log_V"], [0, 0, 0], [1, 1, 1], times=[1.0],
+                      unit_exponents={"log_Q": [0, 0, 0]})  # fmt: skip

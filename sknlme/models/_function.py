@@ -20,6 +20,7 @@ from ._function_args import (
     function_name,
     keyword_values,
     resolve_function,
+    unit_exponent_array,
 )
 
 # cap on the floats of one prediction block in the log-likelihood (about 160 MB)
@@ -69,6 +70,15 @@ class FunctionModel(Model):
         An individuals table (e.g. the study to fit) whose designs (times,
         doses and covariates) :meth:`sample_design` resamples with
         replacement, so that a posterior trained on the model covers the study.
+    unit_exponents : array-like of shape (n_params, 3) or dict, default=None
+        Exponents of every parameter (structural then error, on the log scale)
+        in the units of (time, dose amount, observed value), for a model whose
+        predictions are exactly equivariant under those units (linear PK:
+        a clearance ``[-1, 1, -1]``, a volume ``[0, 1, -1]``, a rate constant
+        ``[-1, 0, 0]``, an additive error SD ``[0, 0, 1]``); a dict gives the
+        rows by parameter name, the others 0. A posterior with
+        ``rescale_units=True`` then maps any study onto its training scales
+        (see :attr:`~sknlme.models.Model.unit_exponents`). None: not equivariant.
 
     Examples
     --------
@@ -119,6 +129,7 @@ class FunctionModel(Model):
         name=None,
         covariates=(),
         design=None,
+        unit_exponents=None,
     ):
         if not callable(func):
             raise TypeError(f"func must be callable, got {type(func).__name__}")
@@ -160,6 +171,7 @@ class FunctionModel(Model):
             name=name or getattr(func, "__name__", "function-model"),
             error_params=self.error_model.param_names,
         )
+        self._unit_exponents = unit_exponent_array(unit_exponents, self.param_names)
         if design is not None:
             if times is not None or doses is not None:
                 raise ValueError(
@@ -342,6 +354,9 @@ class FunctionModel(Model):
             "doses": doses,
             "name": self.name,
             "covariates": list(self.covariate_names),
+            "unit_exponents": None
+            if self._unit_exponents is None
+            else self._unit_exponents.tolist(),
         }
 
     @classmethod
@@ -371,6 +386,21 @@ class FunctionModel(Model):
         if isinstance(func, str):
             func = resolve_function(func)
         return cls(func, **config)
+
+    @property
+    def unit_exponents(self):
+        """The ``unit_exponents`` given, as an array (n_params, 3), or None.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sknlme.models import FunctionModel
+        >>> model = FunctionModel(np.exp, ["log_k"], [0.0, 0.0], [1.0, 1.0], times=[1.0],
+        ...                       unit_exponents={"log_k": [-1, 0, 0], "log_sigma": [0, 0, 1]})
+        >>> model.unit_exponents.tolist()
+        [[-1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
+        """
+        return self._unit_exponents
 
     def __repr__(self):
         return f"FunctionModel({self.name!r}, error={self.error_model.kind!r})"

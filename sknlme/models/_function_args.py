@@ -122,3 +122,28 @@ def resolve_function(text):
     for part in qualname.split("."):
         obj = getattr(obj, part)
     return obj
+
+
+def unit_exponent_array(value, names):
+    """``unit_exponents`` as a float array (n_params, 3), checked; None stays None.
+
+    Examples
+    --------
+    >>> unit_exponent_array({"log_V": [0, 1, -1]}, ["log_V", "log_sigma"]).tolist()
+    [[0.0, 1.0, -1.0], [0.0, 0.0, 0.0]]
+    """
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        unknown = sorted(set(value) - set(names))
+        if unknown:
+            raise ValueError(f"unit_exponents names unknown parameters {unknown}; parameters: "
+                             f"{list(names)}")  # fmt: skip
+        value = [value.get(p, (0.0, 0.0, 0.0)) for p in names]
+    arr = np.asarray(value, dtype=float)
+    if arr.shape != (len(names), 3) or not np.isfinite(arr).all():
+        raise ValueError(
+            f"unit_exponents must be finite, of shape ({len(names)}, 3) (time, amount, value "
+            f"per parameter {list(names)}), got shape {arr.shape}"
+        )
+    return arr
