@@ -71,14 +71,10 @@ class FunctionModel(Model):
         doses and covariates) :meth:`sample_design` resamples with
         replacement, so that a posterior trained on the model covers the study.
     unit_exponents : array-like of shape (n_params, 3) or dict, default=None
-        Exponents of every parameter (structural then error, on the log scale)
-        in the units of (time, dose amount, observed value), for a model whose
-        predictions are exactly equivariant under those units (linear PK:
-        a clearance ``[-1, 1, -1]``, a volume ``[0, 1, -1]``, a rate constant
-        ``[-1, 0, 0]``, an additive error SD ``[0, 0, 1]``); a dict gives the
-        rows by parameter name, the others 0. A posterior with
-        ``rescale_units=True`` then maps any study onto its training scales
-        (see :attr:`~sknlme.models.Model.unit_exponents`). None: not equivariant.
+        Each parameter's exponents in (time, amount, value) units where ``func``
+        is equivariant (linear PK: clearance ``[-1, 1, -1]``, volume ``[0, 1, -1]``,
+        additive SD ``[0, 0, 1]``); a dict by name, others 0. Enables
+        ``rescale_units=True`` (see :attr:`Model.unit_exponents`).
 
     Examples
     --------
@@ -354,9 +350,7 @@ class FunctionModel(Model):
             "doses": doses,
             "name": self.name,
             "covariates": list(self.covariate_names),
-            "unit_exponents": None
-            if self._unit_exponents is None
-            else self._unit_exponents.tolist(),
+            "unit_exponents": None if (u := self._unit_exponents) is None else u.tolist(),
         }
 
     @classmethod
@@ -395,10 +389,9 @@ class FunctionModel(Model):
         --------
         >>> import numpy as np
         >>> from sknlme.models import FunctionModel
-        >>> model = FunctionModel(np.exp, ["log_k"], [0.0, 0.0], [1.0, 1.0], times=[1.0],
-        ...                       unit_exponents={"log_k": [-1, 0, 0], "log_sigma": [0, 0, 1]})
-        >>> model.unit_exponents.tolist()
-        [[-1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
+        >>> FunctionModel(np.exp, ["log_k"], [0.0, 0.0], [1.0, 1.0], times=[1.0],
+        ...               unit_exponents={"log_k": [-1, 0, 0]}).unit_exponents.tolist()
+        [[-1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
         """
         return self._unit_exponents
 
