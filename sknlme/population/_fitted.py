@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._eval_cache import cached_objective
 from ._fallback import low_ess_fallback, sample_with_fallback
 from ._importance import ImportanceObjective
 from ._residuals import individual_table, observation_table, shrinkage
@@ -67,6 +68,11 @@ class FittedPopulationMixin:
         posterior = self._posterior_of_fit()
         model = posterior.model
         study = model.prepare(X)
+        return cached_objective(
+            self, study, lambda: self._build_eval_objective(posterior, model, study)
+        )
+
+    def _build_eval_objective(self, posterior, model, study):
         n_draws = self._RESCORE_FACTOR * self.n_samples
         on_outside, seed = self._resolved_on_outside(model), self._eval_seed
         # the fit's variance group levels, so that x_full_ lines up on any X
