@@ -94,8 +94,9 @@ def main(argv=None):
     blq = float(long.loc[long["EVID"] == 0, "DV"].lt(long["LLOQ"]).mean())
     print(f"{args.model}: {args.n} subjects, {blq:.0%} BLQ, fit {seconds:.1f} s "
           f"({pop.likelihood_} likelihood), {len(caught)} warnings")  # fmt: skip
-    reasons = pop.fallback_["reason"].str.split(" of the draws").str[0].str.split("%").str[-1]
-    print(f"fallbacks: {len(pop.fallback_)}", reasons.str.strip().value_counts().to_dict())
+    reason = pop.fallback_["reason"]
+    kind = reason.where(~reason.str.startswith("effective sample size"), "low ESS")
+    print(f"fallbacks: {len(pop.fallback_)}", kind.value_counts().to_dict())
     table = pop.parameter_table().set_index("parameter")
     rows = list(truth["mean"]) + [f"SD({p})" for p in random_effects]
     expected = {**truth["mean"], **{f"SD({p})": truth["sd"][p] for p in random_effects}}

@@ -70,11 +70,12 @@ def cached_objective(estimator, study, build):
     >>> a is b, len(made)
     (True, 1)
     """
-    key = (study_digest(study), id(getattr(estimator, "result_", None)))
+    digest, result = study_digest(study), getattr(estimator, "result_", None)
     hit = _CACHE.get(estimator)
-    if hit is not None and hit[0] == key:
-        return hit[1]
+    # the result by identity, held by the entry (an id alone could be reused by a refit's)
+    if hit is not None and hit[0] == digest and hit[1] is result:
+        return hit[2]
     objective = build()
     if objective.n * objective.K <= _MAX_DRAWS:
-        _CACHE[estimator] = (key, objective)
+        _CACHE[estimator] = (digest, result, objective)
     return objective
