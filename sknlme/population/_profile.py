@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,6 +13,7 @@ import pypesto.profile
 
 from ._multistart import default_optimizer, make_problem
 from ._recentred import RecentredObjective, RecentringOptimizer
+from ._rescoring import mc_standard_errors
 
 __all__ = ["PopulationProfile", "profile_fit", "profile_intervals"]
 
@@ -21,6 +23,15 @@ __all__ = ["PopulationProfile", "profile_fit", "profile_intervals"]
 # value moves an interval end by about e * SE / 2; on theophylline (importance
 # likelihood) this halved the gradient evaluations and moved no end by more than 1e-4.
 _FTOL_ABSOLUTE = 1e-6
+# A profile interval ends where the log-likelihood falls chi2_1(0.95) / 2 = 1.92 below the
+# estimate's. A profile that rises d above it moves the ends of a quadratic profile by
+# about d / 1.96 SEs (with thresholds relative to its top): past 0.2, by more than 0.1 SE,
+# and a warning says so. Theophylline's variance of log ke at its bound rises 0.13.
+ABOVE_TOL = 0.2
+# The objective's MC SE at the estimate past which its profile values are too noisy for
+# intervals: a quarter of the 1.92 threshold. The fit polishes to 0.1 where its budget
+# allows (theophylline), a 100-subject broad two-compartment study stopped at 3.0.
+PROFILE_MAX_SE = 0.5
 
 
 @dataclass(frozen=True, eq=False)
@@ -87,6 +98,15 @@ def profile_fit(fit, params=None, confidence=0.95, optimizer=None, profile_optio
         identifiable there or the bound is too tight) and the pyPESTO
         ``result``.
 
+    Warns
+    -----
+    RuntimeWarning
+        For the importance likelihood: when its Monte-Carlo SE at the estimate
+        exceeds ``PROFILE_MAX_SE`` (0.5), naming the individuals with the
+        largest terms; and when a profile step ends more than ``ABOVE_TOL``
+        (0.2) above the estimate's log-likelihood (such steps are recorded at
+        the estimate's value, so the ratios stay at most 1).
+
     Examples
     --------
     >>> from sknlme.models import LinearGaussian
@@ -124,7 +144,8 @@ def profile_fit(fit, params=None, confidence=0.95, optimizer=None, profile_optio
         optimizer.options["ftol"] = max(ftol, optimizer.options["ftol"])
     profile_options.ratio_min = min(profile_options.ratio_min, 0.9 * threshold)
     if isinstance(objective, RecentredObjective):
-        optimizer = RecentringOptimizer(objective, optimizer)
+        _check_noise(fit.objective, fit.x)
+        optimizer = RecentringOptimizer(objective, optimizer, floor=float(chosen.fval))
     result = pypesto.profile.parameter_profile(
         problem=problem,
         result=result,
@@ -133,9 +154,45 @@ def profile_fit(fit, params=None, confidence=0.95, optimizer=None, profile_optio
         profile_options=profile_options,
         progress_bar=False,
     )
+    if isinstance(optimizer, RecentringOptimizer) and optimizer.lowest is not None:
+        _warn_above(optimizer.lowest, float(chosen.fval), names, fit.x)
     table = profile_intervals(result, names, fit.x, confidence)
     table = table.set_index("parameter").loc[params].reset_index()
     return PopulationProfile(table=table, result=result)
+
+
+def _check_noise(objective, x):
+    """Warn when the objective's Monte-Carlo SE at ``x`` is too large for profile intervals."""
+    with np.errstate(all="ignore"):
+        se = mc_standard_errors(objective.weights(x))
+    total = float(np.sqrt(np.sum(se**2)))
+    if total > PROFILE_MAX_SE or not np.isfinite(total):
+        worst = np.argsort(np.nan_to_num(se, nan=np.inf))[::-1][:5]
+        ids = ", ".join(repr(objective._ids[i]) for i in worst)
+        warnings.warn(
+            f"the importance log-likelihood's Monte-Carlo SE at the estimate is {total:.2f} "
+            f"with {objective.K} draws per individual (largest terms: {ids}), against the "
+            f"profile threshold of about 1.9: the profile intervals move with the draws. "
+            f"More draws (n_samples) or better proposals are needed for them.",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+
+
+def _warn_above(lowest, fval, names, x):
+    """Warn that a profile step found a higher likelihood than the estimate's."""
+    f_low, x_low = lowest
+    if fval - f_low <= ABOVE_TOL:
+        return
+    moved = np.abs(x_low - np.asarray(x, dtype=float))
+    where = ", ".join(f"{names[j]} = {x_low[j]:.4g}" for j in np.argsort(moved)[::-1][:3])
+    warnings.warn(
+        f"a profile reached a log-likelihood {fval - f_low:.2f} above the estimate's (at "
+        f"{where}): the estimate is not the maximum of its objective, and the intervals "
+        f"(thresholds relative to the estimate) are too wide; refit with more draws or starts",
+        RuntimeWarning,
+        stacklevel=4,
+    )
 
 
 def profile_intervals(result, names, x, confidence=0.95):
