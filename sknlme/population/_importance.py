@@ -178,13 +178,15 @@ class ImportanceObjective(CentralGradient, WeightedDraws, BaseObjective):
         new._draw_base(n_draws, random_state)
         return new
 
-    def with_gaussians(self, rows, mean, cov, prior_inflation=1.0):
+    def with_gaussians(self, rows, mean, cov, prior_inflation=1.0, prior=None):
         """The same objective with the proposals of individuals ``rows`` built from
         Gaussian posteriors ``N(mean, cov)`` (e.g. Laplace approximations) instead of
         the draws' moments; same standardised draws. ``prior_inflation`` is
         the factor (scalar or per parameter) on the training prior's covariance
         under which these
-        posteriors are (see :func:`sknlme.population.laplace_approximations`).
+        posteriors are (see :func:`sknlme.population.laplace_approximations`);
+        ``prior``, if given, is that prior instead, on the random effects:
+        ``(mean (r,) or (len(rows), r), cov (r, r))``.
 
         Examples
         --------
@@ -212,9 +214,10 @@ class ImportanceObjective(CentralGradient, WeightedDraws, BaseObjective):
             new._lam, new._eta = self._lam.copy(), self._eta.copy()
             prior_mean, prior_cov = self._prior_re
             f = np.broadcast_to(np.asarray(prior_inflation, dtype=float), (self.d,))[self.re]
-            new._lam[rows], new._eta[rows] = gaussian_likelihoods(
-                mean, cov, prior_mean, prior_cov * np.sqrt(np.outer(f, f))
-            )
+            prior_cov = prior_cov * np.sqrt(np.outer(f, f))
+            if prior is not None:
+                prior_mean, prior_cov = prior
+            new._lam[rows], new._eta[rows] = gaussian_likelihoods(mean, cov, prior_mean, prior_cov)
         new._cache = new._draws_cache = (None, None)
         new._shard_token = None
         return new

@@ -72,7 +72,9 @@ def gaussian_likelihoods(mean, cov, prior_mean, prior_cov, min_precision=1e-8):
     ----------
     mean : array-like of shape (n, r)
     cov : array-like of shape (n, r, r)
-    prior_mean, prior_cov, min_precision
+    prior_mean : array-like of shape (r,) or (n, r)
+        One prior mean for all, or one per individual.
+    prior_cov, min_precision
         As in :func:`likelihood_gaussians`.
 
     Returns
@@ -100,8 +102,8 @@ def gaussian_likelihoods(mean, cov, prior_mean, prior_cov, min_precision=1e-8):
     # prior and the posterior by s moves the centre by s; the plain form moved it by
     # lam^-1 (S_q^-1 - S_0^-1) s, so a study in other units got other proposals: a
     # log-likelihood 12 apart at 50 draws on a sparse two-compartment study)
-    prior_mean = np.asarray(prior_mean, float)
-    shift = np.einsum("nrs,s->nr", precision, prior_mean) + np.einsum(
+    prior_mean = np.broadcast_to(np.asarray(prior_mean, float), mean.shape)  # (r,) or (n, r)
+    shift = np.einsum("nrs,ns->nr", precision, prior_mean) + np.einsum(
         "nrs,ns->nr", post_prec, mean - prior_mean
     )
     return precision, shift

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from ._conditional import conditional_mode_proposals
 from ._fallback import low_ess_fallback, moment_start
 from ._fixed_point import run_fixed_proposal
 from ._importance import ImportanceObjective
@@ -76,10 +77,13 @@ def refine(objective, model, study, ok, samples, fallback, seed, multistart):
     # parameters' MC error falls as 1 / sqrt(N K), so a fixed budget gives a fixed
     # precision at any N; with 2**22, N = 100 took 534 s, with 2**18 54 s, where R
     # nlme takes 2 s; 2**16 still passes the sparse-sampling acceptance tests)
+    # then proposals at the conditional modes at the estimate where the ESS is still low
+    # (their centres could lie far from those modes, see _conditional)
+    objective, moved = conditional_mode_proposals(objective, model, study, at, seed)
     polish = adaptive_rescorer(
         objective, at, seed ^ _POLISH_SALT, total_se=0.1, max_draws=2**16, warn=False
     )
-    if polish.K > objective.K:
+    if polish.K > objective.K or moved.size:
         objective = polish
         result = _optimise(objective, lb, ub, starts[:1], multistart)
         ok, failed_refine = successful_starts(result, stacklevel=5)

@@ -111,7 +111,7 @@ def _preferred_images(model, mode, cov):
 
 
 def laplace_approximations(
-    model, study, starts=None, rel_step=1e-3, random_state=0, prior_inflation=1.0
+    model, study, starts=None, rel_step=1e-3, random_state=0, prior_inflation=1.0, prior=None
 ):
     """Posterior modes and Laplace covariances of individuals under the training prior.
 
@@ -135,6 +135,12 @@ def laplace_approximations(
         wider prior is approximated (its mode lies near the likelihood's, so
         the Gaussian that stands for the likelihood is a good one even where
         the data lie far out in the training prior's tails).
+    prior : tuple (mean, cov), default=None
+        Another Gaussian prior instead of the training prior: ``mean`` of shape
+        (d,) or (n, d) (one per individual), ``cov`` of shape (d, d), e.g. the
+        population distribution at an estimate (its conditional modes);
+        ``prior_inflation`` is then ignored. The 32 random starts are its draws;
+        finite-difference steps still scale with the training prior's SDs.
 
     Returns
     -------
@@ -162,7 +168,7 @@ def laplace_approximations(
         raise ValueError(f"{model!r} has no observation likelihood")
     only_starts = False
     f = np.broadcast_to(np.asarray(prior_inflation, dtype=float), (len(model.param_names),))
-    if np.any(f != 1.0):
+    if prior is None and np.any(f != 1.0):
         # continuation: the mode under the training prior first, then the ascent under
         # the wider prior from there (a model with symmetric modes, ka <-> ke in SSfol,
         # keeps the training prior's side, where a wide prior would pick either; measured
@@ -173,6 +179,10 @@ def laplace_approximations(
     start_sd = np.sqrt(np.diag(prior_cov))
     prior_cov = prior_cov * np.sqrt(np.outer(f, f))
     d, n = mean.size, len(study)
+    if prior is not None:
+        mean = np.asarray(prior[0], dtype=float)
+        prior_cov = np.asarray(prior[1], dtype=float)
+    mean = np.broadcast_to(mean, (n, d))
     prec = np.linalg.inv(prior_cov)
     log_norm = 0.5 * (d * LOG_2PI + np.linalg.slogdet(prior_cov)[1])
     sd = np.sqrt(np.diag(prior_cov))
@@ -181,18 +191,19 @@ def laplace_approximations(
     def logpost(phi, rows):
         sub = padded.take(rows) if len(rows) != n else padded
         cv = covs.iloc[rows] if covs is not None and len(rows) != n else covs
-        return _log_posterior(model, sub, cv, phi, mean, prec, log_norm)
+        return _log_posterior(model, sub, cv, phi, mean[rows, None, :], prec, log_norm)
 
     # keyed by individual: an individual's starts (and so its mode) do not depend on the
     # others; from the training prior itself, however wide the prior of the search, so
     # that a model with symmetric modes (ka <-> ke in SSfol) starts on the prior's side
     z = keyed_standard_normal(int(random_state), study.keys, _N_RANDOM_STARTS * d)
-    cands = [np.broadcast_to(mean, (n, 1, d)), mean + z.reshape(n, -1, d) * start_sd]
+    spread = start_sd if prior is None else sd  # a given prior: its own draws
+    cands = [mean[:, None, :], mean[:, None, :] + z.reshape(n, -1, d) * spread]
     if starts is not None:
         given = np.asarray(starts, dtype=float).reshape(n, -1, d)
         cands = [given] if only_starts else [given, *cands]
     cands = np.concatenate(cands, axis=1)
-    cands = np.where(np.isfinite(cands), cands, mean)
+    cands = np.where(np.isfinite(cands), cands, mean[:, None, :])
     all_rows = np.arange(n)
     f = logpost(cands, all_rows)
     x = cands[all_rows, np.argmax(f, axis=1)]
