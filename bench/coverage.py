@@ -1,8 +1,8 @@
 """Coverage of 95 % Wald and profile-likelihood intervals on a simulated PK design.
 
-Run ``python -m bench.coverage`` (200 replicates; hours on 2 cores with
-profiles, see ``docs/developer/coverage.rst``) or ``--quick`` (3 replicates,
-one profiled parameter; about a minute).
+Run ``python -m bench.coverage`` (200 replicates; about 90 minutes on 2 cores
+with profiles and ``--n-jobs 2``, see ``docs/developer/coverage.rst``) or
+``--quick`` (3 replicates, one profiled parameter; about a minute).
 
 Every replicate simulates a theophylline-like study
 (:func:`sknlme.datasets.make_population` on the designs of

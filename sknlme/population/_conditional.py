@@ -39,6 +39,10 @@ _HELD_SD = 1e-5
 def conditional_mode_proposals(objective, model, study, x, seed):
     """Proposals at the conditional modes at ``x`` for the individuals whose ESS is low.
 
+    Layouts with grouped variances or t random effects (their proposals are built
+    by ``general_proposal``) and fits without random effects are returned as
+    they are.
+
     Parameters
     ----------
     objective : ImportanceObjective
