@@ -146,6 +146,10 @@ def coverage(table):
 def main(argv=None, print=print):  # noqa: A002 - the tests collect the report lines
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-replicates", type=int, default=200)
+    parser.add_argument(
+        "--first", type=int, default=0,
+        help="first replicate to run (continues an interrupted run: same seeds)",
+    )  # fmt: skip
     parser.add_argument("--n-subjects", type=int, default=24)
     parser.add_argument("--n-jobs", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
@@ -163,8 +167,8 @@ def main(argv=None, print=print):  # noqa: A002 - the tests collect the report l
         args.n_replicates, args.n_subjects = min(args.n_replicates, 3), 12
         args.n_samples, args.n_starts = 30, 1
         args.profile = ["log_Cl"] if args.profile is None else args.profile
-    if args.n_replicates < 1:
-        parser.error(f"--n-replicates must be >= 1, got {args.n_replicates}")
+    if not 0 <= args.first < args.n_replicates:
+        parser.error(f"need 0 <= --first < --n-replicates, got {args.first}, {args.n_replicates}")
     start = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "coverage.csv"
@@ -173,7 +177,7 @@ def main(argv=None, print=print):  # noqa: A002 - the tests collect the report l
             rep, args.seed, args.n_subjects, args.likelihood, args.n_samples,
             args.n_starts, args.profile,
         )
-        for rep in range(args.n_replicates)
+        for rep in range(args.first, args.n_replicates)
     )  # fmt: skip
     parts = []
     # rows are appended as replicates finish, so an interrupted run keeps what it did
@@ -185,7 +189,7 @@ def main(argv=None, print=print):  # noqa: A002 - the tests collect the report l
     summary = coverage(table)
     summary.to_csv(args.out / "coverage_summary.csv", index=False)
     print(
-        f"{args.n_replicates} replicates of {args.n_subjects} subjects, {args.likelihood} "
+        f"{len(parts)} replicates of {args.n_subjects} subjects, {args.likelihood} "
         f"likelihood, seed {args.seed}: {time.perf_counter() - start:.0f} s "
         f"(median fit {table.groupby('rep')['fit_s'].first().median():.1f} s)"
     )

@@ -5,6 +5,8 @@ import numpy as np
 from sknlme.models import LinearGaussian
 from sknlme.population import ImportanceObjective, PopulationObjective
 from sknlme.population._conditional import conditional_mode_proposals
+from sknlme.population._ess_probe import probe_ess
+from sknlme.population._fallback import FallbackDraws, low_ess_fallback
 from sknlme.population._rescoring import mc_standard_errors
 from sknlme.posterior import ExactGaussianPosterior
 
@@ -55,3 +57,28 @@ def test_good_proposals_are_left_alone():
     x = obj.pack(beta=[0.0], cov=[[1.0]])
     new, rows = conditional_mode_proposals(obj, model, study, x, seed=0)
     assert rows.size == 0 and new is obj
+
+
+def test_the_fallback_step_hands_on_the_probe_it_would_repeat():
+    """``low_ess_fallback(..., return_ess=True)`` returns the ESS of the objective it
+    returns, exactly as a new probe of that objective finds it (same keyed draws, the
+    kept rows' probe in place of theirs), so the conditional step at the same estimate
+    gets the same proposals from it as from its own probe."""
+    model = LinearGaussian(n_params=2, sigma=0.3)
+    X, _ = model.simulate(12, random_state=2)
+    study = model.prepare(X)
+    draws = ExactGaussianPosterior(model, cov_scale=1e-3).fit().sample(X, 20, random_state=0)
+    base = PopulationObjective(draws, np.zeros(draws.shape[:2]), ["theta0", "theta1"])
+    obj = ImportanceObjective(base, model, study, 100, random_state=0)
+    x = obj.pack(beta=[0.0, 0.0], cov=0.5 * np.eye(2))
+
+    new, fallback, ess = low_ess_fallback(
+        obj, model, study, x, FallbackDraws.empty(2), 3, return_ess=True
+    )
+
+    assert fallback.rows.size > 0  # the probe was partly replaced
+    np.testing.assert_allclose(ess, probe_ess(new, x, 3), rtol=1e-12)
+    a, rows_a = conditional_mode_proposals(new, model, study, x, 3)
+    b, rows_b = conditional_mode_proposals(new, model, study, x, 3, ess=ess)
+    np.testing.assert_array_equal(rows_a, rows_b)
+    np.testing.assert_allclose(a.weights(x), b.weights(x), rtol=1e-12)

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..posterior import laplace_approximations
 from ._base import population_means
-from ._fallback import LOW_ESS_FRACTION, _probe_ess
+from ._ess_probe import LOW_ESS_FRACTION, probe_ess
 
 __all__ = ["conditional_mode_proposals"]
 
@@ -36,7 +36,7 @@ __all__ = ["conditional_mode_proposals"]
 _HELD_SD = 1e-5
 
 
-def conditional_mode_proposals(objective, model, study, x, seed):
+def conditional_mode_proposals(objective, model, study, x, seed, ess=None):
     """Proposals at the conditional modes at ``x`` for the individuals whose ESS is low.
 
     Layouts with grouped variances or t random effects (their proposals are built
@@ -54,6 +54,10 @@ def conditional_mode_proposals(objective, model, study, x, seed):
         The estimate (free parameters).
     seed : int
         Seeds the ESS probe and the random starts of the mode search.
+    ess : ndarray of shape (n,), optional
+        The ESS fractions of ``objective`` at ``x`` on the probe of ``seed``
+        where a previous step has them (see ``low_ess_fallback``); probed here
+        when None.
 
     Returns
     -------
@@ -84,7 +88,7 @@ def conditional_mode_proposals(objective, model, study, x, seed):
     if objective.layout.general or not objective.re.size:
         return objective, none
     x = np.asarray(x, dtype=float)
-    ess = _probe_ess(objective, x, seed)
+    ess = probe_ess(objective, x, seed) if ess is None else np.asarray(ess, dtype=float)
     low = np.flatnonzero(ess < LOW_ESS_FRACTION)
     if low.size == 0:
         return objective, none
@@ -103,7 +107,7 @@ def conditional_mode_proposals(objective, model, study, x, seed):
     )
     prior = (means[:, re], psi)
     trial = objective.with_gaussians(low, mode, cov, prior=prior)
-    better = _probe_ess(trial, x, seed, rows=low) > ess[low]
+    better = probe_ess(trial, x, seed, rows=low) > ess[low]
     if not better.any():
         return objective, none
     keep = (means[better][:, re], psi)

@@ -60,10 +60,13 @@ def refine(objective, model, study, ok, samples, fallback, seed, multistart):
     # amortized fit (which can fail where the network does)
     starts = [r.x for r in distinct_optima(ok[:N_REFINE])]
     starts.append(moment_start(objective, samples, lb, ub))
-    at = ok[0].x
+    at, ess = ok[0].x, None
     for rnd in range(2):  # a second round where the refined estimate finds more low ESS
-        objective, more = low_ess_fallback(objective, model, study, at, fallback, seed)
+        objective, more, probed = low_ess_fallback(
+            objective, model, study, at, fallback, seed, return_ess=True
+        )
         if rnd and more.rows.size == fallback.rows.size:
+            ess = probed  # same proposals, same estimate: the conditional step reuses it
             break
         fallback = more
         result = _optimise(objective, lb, ub, starts, multistart)
@@ -79,7 +82,7 @@ def refine(objective, model, study, ok, samples, fallback, seed, multistart):
     # nlme takes 2 s; 2**16 still passes the sparse-sampling acceptance tests)
     # then proposals at the conditional modes at the estimate where the ESS is still low
     # (their centres could lie far from those modes, see _conditional)
-    objective, moved = conditional_mode_proposals(objective, model, study, at, seed)
+    objective, moved = conditional_mode_proposals(objective, model, study, at, seed, ess)
     polish = adaptive_rescorer(
         objective, at, seed ^ _POLISH_SALT, total_se=0.1, max_draws=2**16, warn=False
     )

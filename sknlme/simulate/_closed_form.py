@@ -98,6 +98,16 @@ def _add_noise_row(row, code, a, b, start):
 
 @numba.njit(fastmath=_FM)
 def _loglik_row(pred, y, mask, code, a, b):
+    if code == ADDITIVE and a > 0.0:
+        # one log per draw, not one per observation: the oral kernel took 0.235 s per
+        # million draws of 11 observations, 0.21 s so (2 loaded cores)
+        ss, m = 0.0, 0
+        for j in range(pred.shape[0]):
+            if mask[j]:
+                r = y[j] - pred[j]
+                ss += r * r
+                m += 1
+        return -0.5 * ss / (a * a) - m * (np.log(a) + _HALF_LOG_2PI)
     total = 0.0
     for j in range(pred.shape[0]):
         if mask[j]:
