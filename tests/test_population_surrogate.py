@@ -8,8 +8,15 @@ from scipy.optimize import approx_fprime, minimize
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal, multivariate_t
 
-from sknlme.models import LinearGaussian, OneCompartmentOral
+from sknlme.models import (
+    FunctionModel,
+    LinearCompartmental,
+    LinearGaussian,
+    OneCompartmentOral,
+    additive_log_sd,
+)
 from sknlme.population import ImportanceObjective, PopulationObjective
+from sknlme.population import _surrogate as surrogate_module
 from sknlme.population._fixed_point import minimize_fixed_proposal
 from sknlme.population._proposal import t_proposal
 from sknlme.population._rescoring import mc_standard_errors
@@ -182,3 +189,82 @@ def test_taylor_mixed_derivative_has_no_first_order_error():
     values = x[:, 0] ** 2 * x[:, 1] + x[:, 0] * x[:, 1] ** 2 + 3 * x[:, 0] * x[:, 1]
     _, hess = taylor_coefficients(values[:, None, None], steps)
     np.testing.assert_allclose(hess[0, 0], [[0.0, 3.0], [3.0, 0.0]], atol=1e-12)
+
+
+def _decay(phi, t):
+    return np.exp(phi[:, :1] - np.exp(phi[:, 1:2]) * t)
+
+
+_ADDITIVE_MODELS = {
+    "oral": lambda: OneCompartmentOral(),
+    "compartmental": lambda: LinearCompartmental(2, "oral"),
+    "function": lambda: FunctionModel(
+        _decay, ["log_y0", "log_k"], [0.0, -1.0, -2.0], [0.5, 0.5, 0.1], np.linspace(0, 5, 6)
+    ),
+}
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.sampled_from(sorted(_ADDITIVE_MODELS)), st.integers(0, 2**16), st.floats(-1.0, 1.0))
+def test_declared_additive_error_has_the_gaussian_form_in_its_log_sd(name, seed, delta):
+    """The contract of ``additive_log_sd``, checked on each model that declares it: the
+    log-likelihood at ``s0 + delta`` is ``q exp(-2 delta) - m (s0 + delta + log(2 pi)/2)``
+    with ``q`` read off its value at ``s0`` (to rounding: values of a few hundred)."""
+    model = _ADDITIVE_MODELS[name]()
+    X, _ = model.simulate(4, random_state=seed % 1000)
+    padded = model.prepare(X).padded
+    j, m = additive_log_sd(model, padded)
+    phi = model.sample_prior(12, random_state=seed).reshape(4, 3, -1)
+    l0 = model.log_likelihood_padded(phi, padded)
+    shifted = phi.copy()
+    shifted[..., j] += delta
+    s0 = phi[..., j]
+    q = l0 + m[:, None] * (s0 + 0.5 * np.log(2 * np.pi))
+    expected = q * np.exp(-2 * delta) - m[:, None] * (s0 + delta + 0.5 * np.log(2 * np.pi))
+    got = model.log_likelihood_padded(shifted, padded)
+    ok = np.isfinite(expected)
+    np.testing.assert_allclose(got[ok], expected[ok], rtol=1e-9, atol=1e-8)
+
+
+def test_additive_log_sd_is_declined_where_the_form_breaks():
+    """Proportional error, a model that does not declare it, censored values."""
+    model = OneCompartmentOral(error="proportional")
+    X, _ = model.simulate(2, random_state=0)
+    assert additive_log_sd(model, model.prepare(X).padded) is None
+    lin = LinearGaussian(n_params=1, sigma=0.3)
+    X, _ = lin.simulate(2, random_state=0)
+    assert additive_log_sd(lin, lin.prepare(X).padded) is None
+    comp = LinearCompartmental(1, "oral")
+    X, _ = comp.simulate(2, random_state=0)
+    padded = comp.prepare(X).padded
+    assert additive_log_sd(comp, padded) is not None
+    padded.censored[0, 1] = True  # a BLQ value: an M3 term
+    assert additive_log_sd(comp, padded) is None
+
+
+def test_analytic_log_sd_coefficients_match_the_finite_differences(oral, monkeypatch):
+    """The surrogate's log-sigma coefficients from the centre's values (one likelihood
+    pass) against the central differences of step h = 0.01 it took before (three passes).
+
+    In log sigma each draw's log-likelihood is ``q exp(-2 s)`` plus a linear term, so its
+    k-th derivative (k >= 2) is ``(-2)^k q``: the central first difference errs by
+    ``h^2 |l3| / 6 = h^2 8 |q| / 6``, the second by ``h^2 |l4| / 12 = h^2 16 |q| / 12``
+    (next terms ~h^4, a 1.1 margin covers them), with ``q = H / 4`` exactly."""
+    obj, x = oral
+    analytic = FixedProposalSurrogate(obj, x)
+    monkeypatch.setattr(surrogate_module, "_log_sd_position", lambda objective, fe: None)
+    numeric = FixedProposalSurrogate(obj, x)
+    assert obj.fe.tolist() == [3]  # log sigma is the only fixed parameter
+    q = np.abs(analytic._H[..., 0, 0]) / 4
+    h2 = 0.01**2
+    assert np.all(np.abs(analytic._a[..., 0] - numeric._a[..., 0]) <= 1.1 * h2 * 8 * q / 6)
+    assert np.all(np.abs(analytic._H[..., 0, 0] - numeric._H[..., 0, 0]) <= 1.1 * h2 * 16 * q / 12)
+    # away from the centre each log weight moves by at most |da| d + |dH| d^2 / 2 for a
+    # step d in log sigma, so each individual's log-likelihood term by its largest such
+    d = 0.1
+    y = x.copy()
+    y[obj.x_names.index("log_sigma")] += d
+    da = np.abs(analytic._a[..., 0] - numeric._a[..., 0])
+    dH = np.abs(analytic._H[..., 0, 0] - numeric._H[..., 0, 0])
+    bound = np.sum(np.max(da * d + dH * d**2 / 2, axis=1))
+    assert 0 < abs(analytic(y) - numeric(y)) <= bound

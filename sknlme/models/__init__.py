@@ -2,7 +2,7 @@
 
 from ._base import Model
 from ._compartmental import LinearCompartmental
-from ._error import ErrorModel
+from ._error import ErrorModel, additive_log_sd
 from ._function import FunctionModel
 from ._linear_gaussian import LinearGaussian
 from ._mrna import MRNATransfection
@@ -26,6 +26,7 @@ __all__ = [
     "OneCompartmentOral",
     "ParentMetabolite",
     "UniformPrior",
+    "additive_log_sd",
     "get_model",
     "load_model",
     "model_names",

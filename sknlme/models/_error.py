@@ -185,6 +185,49 @@ def make_error_model(error):
     return ErrorModel(error)
 
 
+def additive_log_sd(model, padded):
+    """The log-scale additive SD in which ``model``'s log-likelihood has a known form.
+
+    A model class that sets ``exact_additive_error = True`` declares that
+    with an additive error model each draw's log-likelihood is exactly
+    ``-0.5 R exp(-2 s) - m (s + log(2 pi) / 2)``: ``s`` the log SD, ``m`` the
+    individual's observed values and ``R`` their residual sum of squares,
+    which does not depend on ``s`` (one SD for all outputs). Censored values
+    (M3 terms) break the form. The likelihood's derivatives in ``s`` then
+    follow from its value (the fixed-proposal surrogate needs no likelihood
+    passes at shifted SDs for them).
+
+    Parameters
+    ----------
+    model : Model
+    padded : Padded
+        The individuals' observations.
+
+    Returns
+    -------
+    (j, m) or None
+        ``j`` the position of ``s`` in the model's parameters, ``m`` (n,) the
+        observed values per individual; None where the form does not hold.
+
+    Examples
+    --------
+    >>> from sknlme.models import OneCompartmentOral, additive_log_sd
+    >>> model = OneCompartmentOral()
+    >>> X, _ = model.simulate(2, random_state=0)
+    >>> j, m = additive_log_sd(model, model.prepare(X).padded)
+    >>> model.param_names[j], m.shape
+    ('log_sigma', (2,))
+    >>> additive_log_sd(OneCompartmentOral(error="proportional"), model.prepare(X).padded)
+    """
+    error = getattr(model, "error_model", None)
+    if not getattr(model, "exact_additive_error", False) or error is None:
+        return None
+    if error.kind != "additive" or np.any(padded.censored & padded.value_mask()):
+        return None
+    j = list(model.param_names).index(error.param_names[0])
+    return j, padded.value_mask().reshape(padded.n_individuals, -1).sum(axis=1).astype(float)
+
+
 def warn_nonfinite(loglik, what):
     """Warn (naming the first individual) when log-likelihoods are not finite."""
     bad = ~np.isfinite(loglik)

@@ -112,6 +112,8 @@ class FunctionModel(Model):
     [1.0, 4.0]
     """
 
+    exact_additive_error = True  # see sknlme.models._error.additive_log_sd
+
     def __init__(
         self,
         func,
@@ -334,8 +336,7 @@ class FunctionModel(Model):
         ('log_sigma',)
         """
         if type(self).__init__ is not FunctionModel.__init__:
-            # a subclass with its own constructor: its arguments, read as attributes
-            # (scikit-learn style; a subclass's func is fixed by the class)
+            # a subclass's own constructor arguments, read as attributes (its func is fixed)
             names = list(inspect.signature(type(self).__init__).parameters)[1:]
             return {n: getattr(self, n) for n in names if n != "design"}
         doses = None if self.doses is None else [np.asarray(d, float).tolist() for d in self.doses]

@@ -14,7 +14,9 @@ depends on ``theta`` only through the parameters without a random effect
 expansion per draw around their value at the centre (central differences, step
 ``0.01`` on their log scale), so one surrogate costs ``1 + 2 f + f (f - 1)``
 likelihood passes for ``f`` such parameters and then gives the value and an
-analytic gradient at numpy speed. At the centre it equals the importance
+analytic gradient at numpy speed. An additive residual SD on the log scale
+(:func:`sknlme.models.additive_log_sd`) needs no passes of its own: its
+coefficients follow from the values at the centre. At the centre it equals the importance
 objective exactly (same draws); elsewhere it is an unbiased importance
 estimate of the same likelihood with a proposal adapted to the centre.
 :func:`minimize_fixed_proposal` re-centres it until the optimum stops moving.
@@ -28,10 +30,11 @@ import numba
 import numpy as np
 
 from .._numerics import LOG_2PI
+from ..models import additive_log_sd
 from ._base import BaseObjective, population_means
 from ._proposal_kernel import surrogate_moments
 from ._surrogate_general import general_log_pop, general_value_and_gradient
-from ._taylor import shifted_logliks, taylor_coefficients, taylor_shifts
+from ._taylor import shifted_logliks, taylor_coefficients, taylor_shifts, with_log_sd
 from ._weighted import WeightedDraws
 
 __all__ = ["FixedProposalSurrogate"]
@@ -46,6 +49,14 @@ def _gauss(psi, m, L):
     z = (psi - m[:, None, :]) @ linv.T
     log_norm = np.sum(np.log(np.diag(L))) + 0.5 * L.shape[0] * LOG_2PI
     return -0.5 * np.sum(z**2, axis=2) - log_norm, z, linv
+
+
+def _log_sd_position(objective, fe):
+    """``(p, m)``: the additive log SD's position in ``fe`` and the observed values, or None."""
+    found = additive_log_sd(objective.model, objective._padded)
+    if found is None or found[0] not in fe:
+        return None
+    return int(np.flatnonzero(fe == found[0])[0]), found[1]
 
 
 class FixedProposalSurrogate(WeightedDraws, BaseObjective):
@@ -113,7 +124,11 @@ class FixedProposalSurrogate(WeightedDraws, BaseObjective):
         self._means_c = population_means(beta, B, self.covariates)
         # absolute steps on the log scale, the same in any units (see _fixed_point._radii)
         self.steps = np.full(self.fe.size, _STEP)
-        shifts = taylor_shifts(self.fe.size, self.steps)
+        scale = _log_sd_position(objective, self.fe)
+        shifted = np.delete(np.arange(self.fe.size), [] if scale is None else scale[0])
+        sub = taylor_shifts(shifted.size, self.steps[shifted])
+        shifts = np.zeros((len(sub), self.fe.size))  # the log SD (if any) is not shifted
+        shifts[:, shifted] = sub
         phi, log_ratio, loglik = shifted_logliks(objective, x_center, shifts)
         self._psi = np.ascontiguousarray(phi[..., self.re])
         if self.layout.general:  # grouped variances or t random effects
@@ -122,7 +137,11 @@ class FixedProposalSurrogate(WeightedDraws, BaseObjective):
             log_pop_c = _gauss(self._psi, self._means_c[:, self.re], L[np.ix_(self.re, self.re)])[0]
         # base_ik = l_ik(centre) - log g_ik, as log_ratio = log N_c - log g
         self._base = loglik[0] + log_ratio - log_pop_c
-        self._a, self._H = taylor_coefficients(loglik, self.steps)
+        self._a, self._H = taylor_coefficients(loglik, self.steps[shifted])
+        if scale is not None:  # the log SD's coefficients from the centre's values
+            p, m = scale
+            s0 = self._means_c[:, self.fe[p]]
+            self._a, self._H = with_log_sd(loglik[0], self._a, self._H, p, m, s0)
         self._cache = (None, None)
 
     # ------------------------------------------------------------ evaluation

@@ -15,9 +15,16 @@ import itertools
 
 import numpy as np
 
+from .._numerics import LOG_2PI
 from ._importance import _BATCH_DRAWS
 
-__all__ = ["negligible_random_effects", "shifted_logliks", "taylor_coefficients", "taylor_shifts"]
+__all__ = [
+    "negligible_random_effects",
+    "shifted_logliks",
+    "taylor_coefficients",
+    "taylor_shifts",
+    "with_log_sd",
+]
 
 # random effects with an SD below this (log scale: 0.1 % between individuals) are held to
 # be absent when the draws are fixed (see FixedProposalSurrogate's ``degenerate``)
@@ -121,6 +128,55 @@ def taylor_coefficients(loglik, steps):
     grad[~np.isfinite(grad)] = 0.0
     hess[~np.isfinite(hess)] = 0.0
     return grad, hess
+
+
+def with_log_sd(l0, grad, hess, p, m, s0):
+    """Taylor coefficients with an additive log SD put in at position ``p`` from ``l0``.
+
+    Where a draw's log-likelihood is ``q exp(-2 (s - s0)) - m (s + log(2 pi) / 2)``
+    with ``q = -R exp(-2 s0) / 2`` free of ``s`` (see
+    :func:`sknlme.models._error.additive_log_sd`), its value ``l0`` at ``s0``
+    gives ``q``, and then ``dl/ds = -2 q - m``, ``d2l/ds2 = 4 q`` and, along any
+    other parameter ``t``, ``d2l/ds dt = -2 dl/dt``: no likelihood passes at
+    shifted SDs (a surrogate of the one-compartment model took 3 passes, with a
+    fixed ``log ke`` 7, where it now takes 1 and 3).
+
+    Parameters
+    ----------
+    l0 : ndarray of shape (n, K)
+        Log-likelihoods at the centre.
+    grad, hess : ndarray of shape (n, K, f) and (n, K, f, f)
+        Coefficients in the other fixed parameters (:func:`taylor_coefficients`).
+    p : int
+        Position of the log SD among the ``f + 1`` fixed parameters.
+    m : ndarray of shape (n,)
+        Observed values per individual.
+    s0 : ndarray of shape (n,)
+        The log SD at the centre.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> r, m, s0 = 2.0, 3.0, np.log(0.5)
+    >>> l0 = np.array([[-0.5 * r * np.exp(-2 * s0) - m * (s0 + 0.5 * np.log(2 * np.pi))]])
+    >>> a, H = with_log_sd(l0, np.zeros((1, 1, 0)), np.zeros((1, 1, 0, 0)), 0, np.array([m]),
+    ...                    np.array([s0]))
+    >>> np.round([a[0, 0, 0], H[0, 0, 0, 0]], 10).tolist()  # r e^-2s0 - m, -2 r e^-2s0
+    [5.0, -16.0]
+    """
+    n, K, f = grad.shape
+    q = l0 + (m * (s0 + 0.5 * LOG_2PI))[:, None]
+    others = np.delete(np.arange(f + 1), p)
+    a = np.empty((n, K, f + 1))
+    a[..., others] = grad
+    a[..., p] = -2.0 * q - m[:, None]
+    H = np.empty((n, K, f + 1, f + 1))
+    H[..., others[:, None], others] = hess
+    H[..., p, p] = 4.0 * q
+    H[..., p, others] = H[..., others, p] = -2.0 * grad
+    a[~np.isfinite(a)] = 0.0  # a zero likelihood: as taylor_coefficients
+    H[~np.isfinite(H)] = 0.0
+    return a, H
 
 
 def shifted_logliks(objective, x, shifts):
