@@ -48,3 +48,17 @@ def test_quick_run_one_replicate(tmp_path):
     assert len(saved) == len(coverage.TRUTH) and set(saved.columns) == set(table.columns)
     assert len(pd.read_csv(tmp_path / "coverage_summary.csv")) == len(coverage.TRUTH)
     assert "1 replicates of 12 subjects" in lines[0]
+
+
+def test_first_replicate_outside_the_run_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        coverage.main(["--first", "3", "--n-replicates", "3"])
+    assert "--first" in capsys.readouterr().err
+
+
+def test_a_continued_run_simulates_the_same_replicates():
+    """``--first`` continues a run: replicate r's data and fit seed depend on (seed, r)."""
+    X_a, phi_a, seed_a = coverage.simulate(5, 0, 6)
+    X_b, phi_b, seed_b = coverage.simulate(5, 0, 6)
+    assert seed_a == seed_b and np.array_equal(np.asarray(phi_a), np.asarray(phi_b))
+    assert coverage.simulate(6, 0, 6)[2] != seed_a
