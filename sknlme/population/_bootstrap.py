@@ -165,7 +165,8 @@ def bootstrap(fit, n_boot=1000, random_state=None, n_jobs=None, bca=True):
 
     Each replicate resamples individuals with replacement, each with its own
     draws (and, for the importance likelihood, its proposal), and
-    re-optimises from the estimate with L-BFGS-B. The Monte-Carlo error of
+    re-optimises from the estimate with L-BFGS-B (the importance likelihood
+    by re-centred fixed-proposal surrogates, as the fit). The Monte-Carlo error of
     the draws is held fixed (common random numbers), so the replicates
     measure the sampling variability of the estimator only.
 

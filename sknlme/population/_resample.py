@@ -16,6 +16,7 @@ from joblib import Parallel, delayed
 from scipy.optimize import minimize
 from threadpoolctl import threadpool_limits
 
+from ._fixed_point import minimize_fixed_proposal
 from ._importance import ImportanceObjective
 from ._multistart import _threadsafe_numba
 from ._objective import PopulationObjective
@@ -98,7 +99,18 @@ def subset_objective(objective, rows):
 
 
 def _optimize(objective, x0, lb, ub):
-    """Local L-BFGS-B from ``x0`` with the analytic (or batched) gradient."""
+    """Local L-BFGS-B from ``x0`` with the analytic (or batched) gradient.
+
+    The importance likelihood with random effects goes by re-centred fixed-proposal
+    surrogates instead (its proposals move with the parameters, so a gradient is
+    ``2 n_x + 1`` likelihood passes: theophylline took about 10 s per replicate).
+    A single surrogate at the estimate does not do: its Taylor expansion in the
+    parameters without random effect has saddles away from its centre, and on
+    theophylline L-BFGS-B followed them (log ke from -2.43 to -3.96).
+    """
+    if isinstance(objective, ImportanceObjective) and objective.re.size:
+        res = minimize_fixed_proposal(objective, lb, ub, x0)
+        return np.asarray(res.x, dtype=float), float(res.fval), res.exitflag != -1
 
     def fun(x):
         f, g = objective.value_and_gradient(x)
