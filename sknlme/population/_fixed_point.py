@@ -27,7 +27,7 @@ from ._safeguard import minimize_safeguarded
 from ._surrogate import FixedProposalSurrogate
 from ._taylor import negligible_random_effects
 
-__all__ = ["minimize_fixed_proposal", "run_fixed_proposal"]
+__all__ = ["expanded_surrogate", "minimize_fixed_proposal", "run_fixed_proposal"]
 
 MAX_OUTER = 30
 XTOL = 1e-3  # largest absolute step in x that ends the iteration
@@ -150,7 +150,7 @@ def minimize_fixed_proposal(
     lb, ub = np.asarray(lb, dtype=float), np.asarray(ub, dtype=float)
     x = np.clip(np.asarray(x0, dtype=float), lb, ub)
     counts = {"n_fval": 0, "n_grad": 0}
-    surrogate = _surrogate_at(objective, x)
+    surrogate = expanded_surrogate(objective, x)
     fx = fval0 = surrogate(x)
     noise = _noise(surrogate, x)
     shrink, message, exitflag = 1.0, None, 0
@@ -169,7 +169,7 @@ def minimize_fixed_proposal(
             break
         x_new = np.asarray(inner.x, dtype=float)
         step = float(np.max(np.abs(x_new - x), initial=0.0))  # absolute, as the radii
-        new = _surrogate_at(objective, x_new)
+        new = expanded_surrogate(objective, x_new)
         f_new = new(x_new)
         if not np.isfinite(f_new) or f_new > fx + max(_ACCEPT, _ACCEPT_SDS * noise):
             shrink /= 4.0  # the surrogate was wrong so far out: a smaller box
@@ -211,7 +211,7 @@ def minimize_fixed_proposal(
     return (result, best_sur) if return_surrogate else result
 
 
-def _surrogate_at(objective, x):
+def expanded_surrogate(objective, x):
     """The surrogate at ``x``, random effects of negligible variance expanded as fixed.
 
     Held at their draws, such a random effect's mean could not move inside a
@@ -219,7 +219,31 @@ def _surrogate_at(objective, x):
     variance collapsed the iteration kept it where it was and called that a
     fixed point: theophylline's log ke stayed at -2.434 with its variance at the
     bound (log-likelihood -177.840); expanded, it moves to -2.459 (R nlme
-    -2.455) and the log-likelihood rises to -177.727.
+    -2.455) and the log-likelihood rises to -177.727. The fit's Hessian comes
+    from this surrogate at the estimate too.
+
+    Parameters
+    ----------
+    objective : ImportanceObjective
+    x : ndarray of shape (n_x,)
+
+    Returns
+    -------
+    FixedProposalSurrogate
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sknlme.models import LinearGaussian
+    >>> from sknlme.posterior import ExactGaussianPosterior
+    >>> from sknlme.population import ImportanceObjective, PopulationObjective
+    >>> model = LinearGaussian(n_params=2, sigma=0.3)
+    >>> X, _ = model.simulate(5, random_state=0)
+    >>> draws = ExactGaussianPosterior(model).fit().sample(X, 20, random_state=0)
+    >>> base = PopulationObjective(draws, np.zeros((5, 20)), ["a", "b"])
+    >>> obj = ImportanceObjective(base, model, X, 50, random_state=0)
+    >>> expanded_surrogate(obj, obj.pack(cov=np.diag([1.0, 1e-9]))).fe.tolist()
+    [1]
     """
     return FixedProposalSurrogate(objective, x, negligible_random_effects(objective, x))
 

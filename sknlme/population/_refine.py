@@ -8,13 +8,11 @@ import numpy as np
 
 from ._conditional import conditional_mode_proposals
 from ._fallback import low_ess_fallback, moment_start
-from ._fixed_point import run_fixed_proposal
+from ._fixed_point import expanded_surrogate, run_fixed_proposal
 from ._importance import ImportanceObjective
 from ._multistart import distinct_optima, run_multistart, successful_starts
 from ._rescoring import adaptive_rescorer
 from ._sharding import RowShards, close_client, resolve_client
-from ._surrogate import FixedProposalSurrogate
-from ._taylor import negligible_random_effects
 
 __all__ = ["importance_fit", "refine"]
 
@@ -160,8 +158,7 @@ def importance_fit(
             # with random effects of negligible variance expanded as fixed parameters: held
             # at their draws, the mean of one could not move, and theophylline's log ke
             # (variance e^-20) got an SE of 0.0002 where R nlme reports 0.06
-            negligible = negligible_random_effects(hessian_objective, chosen.x)
-            hessian_objective = FixedProposalSurrogate(hessian_objective, chosen.x, negligible)
+            hessian_objective = expanded_surrogate(hessian_objective, chosen.x)
     finally:
         shards.client = None  # later passes (predictions, profiles) run in this process
         close_client(client, owned)
