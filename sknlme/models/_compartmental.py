@@ -116,7 +116,7 @@ class LinearCompartmental(Model):
     """
 
     dosing_features = FEATURES
-    exact_additive_error = True  # see sknlme.models._error.additive_log_sd
+    exact_additive_error = True  # see sknlme.models.additive_log_sd
 
     def __init__(
         self,

@@ -112,7 +112,7 @@ class FunctionModel(Model):
     [1.0, 4.0]
     """
 
-    exact_additive_error = True  # see sknlme.models._error.additive_log_sd
+    exact_additive_error = True  # see sknlme.models.additive_log_sd
 
     def __init__(
         self,

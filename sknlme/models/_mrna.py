@@ -68,7 +68,7 @@ class MRNATransfection(Model):
     True
     """
 
-    exact_additive_error = True  # see sknlme.models._error.additive_log_sd
+    exact_additive_error = True  # see sknlme.models.additive_log_sd
 
     def __init__(self, max_time=30.0, missing_rate=0.0):
         self.max_time = max_time

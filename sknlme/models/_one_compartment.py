@@ -127,7 +127,7 @@ class OneCompartmentOral(Model):
         units |= {"log_sigma": (0, 0, 1), "log_a": (0, 0, 1)}
         return np.array([units.get(p, (0, 0, 0)) for p in self.param_names], dtype=float)
 
-    exact_additive_error = True  # see sknlme.models._error.additive_log_sd
+    exact_additive_error = True  # see sknlme.models.additive_log_sd
 
     def __init__(self, error="additive", prior_mean=None, prior_cov=None, design=None):
         self.error = error

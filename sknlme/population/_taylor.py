@@ -135,7 +135,7 @@ def with_log_sd(l0, grad, hess, p, m, s0):
 
     Where a draw's log-likelihood is ``q exp(-2 (s - s0)) - m (s + log(2 pi) / 2)``
     with ``q = -R exp(-2 s0) / 2`` free of ``s`` (see
-    :func:`sknlme.models._error.additive_log_sd`), its value ``l0`` at ``s0``
+    :func:`sknlme.models.additive_log_sd`), its value ``l0`` at ``s0``
     gives ``q``, and then ``dl/ds = -2 q - m``, ``d2l/ds2 = 4 q`` and, along any
     other parameter ``t``, ``d2l/ds dt = -2 dl/dt``: no likelihood passes at
     shifted SDs (a surrogate of the one-compartment model took 3 passes, with a
