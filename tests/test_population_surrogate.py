@@ -230,7 +230,8 @@ def test_declared_additive_error_has_the_gaussian_form_in_its_log_sd(name, seed,
 
 
 def test_additive_log_sd_is_declined_where_the_form_breaks():
-    """Proportional error, a model that does not declare it, censored values."""
+    """Proportional error, a model that does not declare it, censored values, a
+    subclass with its own likelihood."""
     model = OneCompartmentOral(error="proportional")
     X, _ = model.simulate(2, random_state=0)
     assert additive_log_sd(model, model.prepare(X).padded) is None
@@ -243,6 +244,14 @@ def test_additive_log_sd_is_declined_where_the_form_breaks():
     assert additive_log_sd(comp, padded) is not None
     padded.censored[0, 1] = True  # a BLQ value: an M3 term
     assert additive_log_sd(comp, padded) is None
+
+    class OwnLikelihood(OneCompartmentOral):  # inherits the flag, not the form
+        def _log_likelihood(self, phi, padded, covariates):
+            return super()._log_likelihood(phi, padded, covariates) + 1.0
+
+    own = OwnLikelihood()
+    X, _ = own.simulate(2, random_state=0)
+    assert additive_log_sd(own, own.prepare(X).padded) is None
 
 
 def test_analytic_log_sd_coefficients_match_the_finite_differences(oral, monkeypatch):

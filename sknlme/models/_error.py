@@ -192,7 +192,8 @@ def additive_log_sd(model, padded):
     with an additive error model each draw's log-likelihood is exactly
     ``-0.5 R exp(-2 s) - m (s + log(2 pi) / 2)``: ``s`` the log SD, ``m`` the
     individual's observed values and ``R`` their residual sum of squares,
-    which does not depend on ``s`` (one SD for all outputs). Censored values
+    which does not depend on ``s`` (one SD for all outputs); a subclass that
+    defines its own ``_log_likelihood`` must declare it again. Censored values
     (M3 terms) break the form. The likelihood's derivatives in ``s`` then
     follow from its value (the fixed-proposal surrogate needs no likelihood
     passes at shifted SDs for them).
@@ -222,10 +223,18 @@ def additive_log_sd(model, padded):
     error = getattr(model, "error_model", None)
     if not getattr(model, "exact_additive_error", False) or error is None:
         return None
+    if _defining_class(model, "_log_likelihood") is not _defining_class(
+        model, "exact_additive_error"
+    ):  # a subclass with its own likelihood has not declared the form for it
+        return None
     if error.kind != "additive" or np.any(padded.censored & padded.value_mask()):
         return None
     j = list(model.param_names).index(error.param_names[0])
     return j, padded.value_mask().reshape(padded.n_individuals, -1).sum(axis=1).astype(float)
+
+
+def _defining_class(obj, name):
+    return next(c for c in type(obj).__mro__ if name in vars(c))
 
 
 def warn_nonfinite(loglik, what):
