@@ -285,7 +285,7 @@ def low_ess_fallback(objective, model, study, x, fallback, seed, return_ess=Fals
 
     Individuals not yet in ``fallback`` whose effective sample size under the
     importance objective at ``x`` is below ``LOW_ESS_FRACTION`` of the draws
-    (judged on ten times the objective's draws, at least 1,000) get their
+    (judged on four times the objective's draws, at least 400) get their
     Laplace approximation as proposal, kept where it raises the ESS.
 
     Returns
