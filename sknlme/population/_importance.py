@@ -158,6 +158,11 @@ class ImportanceObjective(CentralGradient, WeightedDraws, BaseObjective):
         self._cache = self._draws_cache = (None, None)
         self._shard_token = None
 
+    @property
+    def n_defensive(self):
+        """Draws of each individual (the last ones) from the population distribution."""
+        return self._pop_std.shape[1]
+
     def with_draws(self, n_draws, random_state=None):
         """The same objective on fresh proposal draws (``n_draws`` per individual).
 

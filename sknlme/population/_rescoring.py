@@ -18,7 +18,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-__all__ = ["adaptive_rescorer", "mc_standard_errors"]
+__all__ = ["adaptive_rescorer", "loglik_bias", "mc_standard_errors"]
 
 TOTAL_SE = 0.03
 INDIVIDUAL_SE = 0.1
@@ -42,6 +42,58 @@ def mc_standard_errors(weights):
     w = np.asarray(weights, dtype=float)
     ess = 1.0 / np.sum(w**2, axis=1)
     return np.sqrt(np.maximum(1.0 / ess - 1.0 / w.shape[1], 0.0))
+
+
+def loglik_bias(weights, n_defensive=0):
+    """Delta-method bias of the summed ``log mean(w)`` terms (add its negative).
+
+    ``log`` is concave, so ``log mean(w)`` underestimates ``log E[w]``: by the
+    second-order delta method, by half the relative variance of ``mean(w)``
+    per individual (Jensen). Per term that is small (``mc_se`` <= 0.1: <=
+    0.005), but it adds up over the individuals while the SE grows only as
+    their root: at N = 10,000 with the shipped one-compartment network the
+    re-scored log-likelihood had an MC SE of 6.1 and a bias of about -18.
+
+    The proposal draws come in two fixed-size strata, the last
+    ``n_defensive`` from the population distribution (the defensive
+    mixture), so the variance is taken within each: from ``1/ESS - 1/K``
+    instead (i.i.d. draws of the mixture) the correction overshot. Measured on
+    linear-Gaussian studies against the closed form (6 seeds each, N = 6,000
+    to 8,000, per-term SE 0.11-0.18): mean errors -24, -86, -74 uncorrected,
+    +11, +9, +8 corrected with ``1/ESS - 1/K``, -1, -7, +5 with strata (SE of
+    each mean 4-7). Past a per-term SE of about 0.3 the delta method fails and
+    the correction leaves a shortfall (-71 of -211 at 0.43).
+
+    Parameters
+    ----------
+    weights : ndarray of shape (n, K)
+        Normalised importance weights (rows sum to 1).
+    n_defensive : int, default=0
+        Draws of each row, the last ones, from the defensive component.
+
+    Returns
+    -------
+    float
+        ``-1/2`` the summed relative variances: the expected shortfall of the
+        summed ``log mean(w)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> w = np.array([[0.25, 0.25, 0.25, 0.25], [0.4, 0.2, 0.3, 0.1]])
+    >>> round(loglik_bias(w), 4)  # the second row: relative weights 1.6, 0.8, 1.2, 0.4
+    -0.0333
+    >>> loglik_bias(w, n_defensive=2)  # within strata of 2: (1.6, 0.8) and (1.2, 0.4)
+    -0.04
+    """
+    w = np.asarray(weights, dtype=float)
+    K = w.shape[1]
+    rel = w * K  # mean 1 in each row
+    var = np.zeros(len(w))
+    for part in (rel[:, : K - n_defensive], rel[:, K - n_defensive :]):
+        if part.shape[1] > 1:
+            var += part.shape[1] * part.var(axis=1, ddof=1)
+    return -0.5 * float(np.sum(var)) / K**2
 
 
 def adaptive_rescorer(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ._rescoring import mc_se_series
+from ._rescoring import loglik_bias, mc_se_series
 from ._summary import (
     derived_quantities,
     fd_hessian,
@@ -112,7 +112,9 @@ class PopulationFitResult:
     n_observations : int
         Observed (non-missing) values: the ``n`` of ``bic``.
     loglik, aic, bic : float
-        Log-likelihood on the re-scoring draws and the information criteria;
+        Log-likelihood on the re-scoring draws (for the importance likelihood
+        corrected for the delta-method bias of its log-means, see
+        :func:`~sknlme.population._rescoring.loglik_bias`) and the information criteria;
         ``aic`` and ``bic`` are NaN for the amortized likelihood (known up to a
         constant that depends on the data: not comparable across models or tools).
     n_starts_converged, n_starts_failed : int
@@ -218,7 +220,10 @@ class PopulationFitResult:
         chosen : pypesto.OptimizerResult
             The start whose end point won the re-scoring.
         fval : float
-            ``rescorer(chosen.x)``.
+            ``rescorer(chosen.x)``. For the exact (importance) likelihood the
+            log-likelihood reported is ``-fval`` less the delta-method bias of
+            its terms (:func:`loglik_bias`, from the re-scoring weights; the
+            ``rescorer`` is then an :class:`ImportanceObjective`).
         optimize_result : pypesto.Result
             All starts.
         index : pandas.Index
@@ -259,10 +264,11 @@ class PopulationFitResult:
         ess = pd.Series(1.0 / np.sum(w**2, axis=1), index=index, name="ess")
         warn_low_ess(ess, w.shape[1], ess_warn_fraction)
         hessian_objective = rescorer if hessian_objective is None else hessian_objective
+        bias = loglik_bias(w, rescorer.n_defensive) if objective.exact_likelihood else 0.0
         return cls(
             objective=objective,
             x=x,
-            loglik=-float(fval),
+            loglik=-float(fval) - bias,
             hessian=fd_hessian(hessian_objective.gradient, x),
             mc_se=mc_se_series(w, index),
             fallback=fallback,
