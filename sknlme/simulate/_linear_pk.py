@@ -40,7 +40,7 @@ N_PK = 9  # CL, V1, Q, V2, Q3, V3, ka, tlag, F
 # Measured on 2 shared cores, broad training designs (mean 15 samples, 10 doses):
 # simulation 1.6e5 individuals/s (1-2 compartments IV), 8e4 (3 compartments oral);
 # log-likelihood 3e5 (1 cpt), 1.7e5 (2 cpt), 1.3e5 (3 cpt oral) draws/s.
-# Cost is O(samples x doses x compartments) per individual.
+# Cost is O(samples x doses) per individual (see _pk_row).
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
@@ -133,12 +133,44 @@ def _unit(route, lam, ka, s, dur, tau):
 
 
 @numba.njit(fastmath=_FM)
-def _pk_row(p, ncomp, times, dt, amt, dur, route, ss, ii, reset, lam, coef, out):
+def _pk_row(p, ncomp, times, dt, amt, dur, route, ss, ii, reset, lam, coef, out, work):
+    """Concentrations of one row at ``times`` into ``out``; ``work`` (D, 8) is scratch.
+
+    Superposition costs an exponential per sample, dose and rate; here a dose's
+    ``exp(-lam u)`` (and ``exp(-ka u)``) are kept in ``work`` and advanced to the
+    next sample by one multiplication with ``exp(-lam h)``, ``h`` the time step
+    common to all doses, so a row costs ``O(samples x (rates + doses))``
+    exponentials-or-products instead of ``O(samples x doses x rates)``
+    exponentials. Kept only where the response is a sum of such terms (bolus;
+    infusion after its end, ``u = s - dur``; first-order absorption with rates
+    apart, ``|ka - lam| u >= 0.5``); steady-state doses, samples inside an
+    infusion and near-equal rates take the closed forms directly, as does a
+    dose whose kept ``u`` plus ``h`` is not its new ``u`` (it was skipped, or
+    times go back), and rows of at most two doses. The products drift by an
+    ulp per sample (30 samples: < 1e-14 relative). Measured per row (100,000
+    rows, 2 cores): 20 doses and 30 samples 6.1 -> 3.6 us (two compartments,
+    boluses), 4.9 -> 2.6 us (one, oral); 5 doses and 15 samples 1.0 -> 0.7 us.
+    """
     disposition(p, ncomp, lam, coef)
     ka, tlag, bio = p[6], p[7], p[8]
     D = dt.shape[0]
+    # with one or two doses the bookkeeping costs more than the exponentials it saves
+    # (one oral dose, 11 samples: 230 ns per row direct, 280 ns kept)
+    direct = D <= 2
+    for d in range(D):
+        work[d, 7] = -1.0  # no kept terms
+    prev = np.nan
+    e0 = e1 = e2 = ek = 0.0
     for j in range(times.shape[0]):
         t = times[j]
+        h = t - prev  # NaN at the first sample: nothing is advanced
+        moved = h >= 0.0
+        if moved:
+            e0 = np.exp(-lam[0] * h)
+            e1 = np.exp(-lam[1] * h) if ncomp > 1 else 0.0
+            e2 = np.exp(-lam[2] * h) if ncomp > 2 else 0.0
+            ek = np.exp(-ka * h)
+        prev = t
         start = 0
         for d in range(D):
             if (reset[d] or ss[d] == 1) and dt[d] < t:
@@ -158,8 +190,36 @@ def _pk_row(p, ncomp, times, dt, amt, dur, route, ss, ii, reset, lam, coef, out)
                     s += tau
             elif s <= 0.0:
                 continue
+            infusion = route[d] == 0 and dur[d] > 0.0
+            if direct or tau > 0.0 or (infusion and s <= dur[d]):
+                for i in range(ncomp):
+                    c += a * coef[i] * _unit(route[d], lam[i], ka, s, dur[d], tau)
+                work[d, 7] = -1.0
+                continue
+            u = s - dur[d] if infusion else s
+            if moved and work[d, 7] >= 0.0 and abs(work[d, 7] + h - u) <= 1e-13 * u:
+                work[d, 0] *= e0
+                work[d, 1] *= e1
+                work[d, 2] *= e2
+                work[d, 3] *= ek
+            else:
+                for i in range(ncomp):
+                    work[d, i] = np.exp(-lam[i] * u)
+                    if infusion:  # (1 - e^{-lam dur}) / (lam dur)
+                        work[d, 4 + i] = -np.expm1(-lam[i] * dur[d]) / (lam[i] * dur[d])
+                work[d, 3] = np.exp(-ka * u)
+            work[d, 7] = u
             for i in range(ncomp):
-                c += a * coef[i] * _unit(route[d], lam[i], ka, s, dur[d], tau)
+                if route[d] == 1:
+                    if abs(ka - lam[i]) * u >= 0.5:  # as bateman's plain difference
+                        v = ka * (work[d, i] - work[d, 3]) / (ka - lam[i])
+                    else:
+                        v = ka * bateman(lam[i], ka, u)
+                elif infusion:
+                    v = work[d, i] * work[d, 4 + i]
+                else:
+                    v = work[d, i]
+                c += a * coef[i] * v
         out[j] = c
 
 
@@ -202,7 +262,7 @@ def linear_pk_predict(pk, ncomp, times, dt, amt, dur, route, ss, ii, reset, out)
     for i in numba.prange(pk.shape[0]):
         _pk_row(
             pk[i], ncomp, times[i], dt[i], amt[i], dur[i], route[i], ss[i], ii[i], reset[i],
-            lam[i], coef[i], out[i],
+            lam[i], coef[i], out[i], np.empty((dt.shape[1], 8)),
         )  # fmt: skip
 
 
@@ -232,7 +292,7 @@ def linear_pk_simulate(pk, err, ncomp, times, dt, amt, dur, route, ss, ii, reset
     for i in numba.prange(pk.shape[0]):
         _pk_row(
             pk[i], ncomp, times[i], dt[i], amt[i], dur[i], route[i], ss[i], ii[i], reset[i],
-            lam[i], coef[i], out[i],
+            lam[i], coef[i], out[i], np.empty((dt.shape[1], 8)),
         )  # fmt: skip
         a, b = _error_scales(code, err[i])
         _add_noise_row(out[i], code, a, b, stream(seed, i))
@@ -296,12 +356,13 @@ def linear_pk_loglik(
     buf = np.empty((n_chunks, T))
     lam = np.empty((n_chunks, 3))
     coef = np.empty((n_chunks, 3))
+    work = np.empty((n_chunks, dt.shape[1], 8))
     for c in numba.prange(n_chunks):
         for i in range(bounds[c], bounds[c + 1]):
             for k in range(K):
                 _pk_row(
                     pk[i, k], ncomp, times[i], dt[i], amt[i], dur[i], route[i], ss[i], ii[i],
-                    reset[i], lam[c], coef[c], buf[c],
+                    reset[i], lam[c], coef[c], buf[c], work[c],
                 )  # fmt: skip
                 a, b = _error_scales(code, err[i, k])
                 out[i, k] = _m3_loglik_row(buf[c], values[i], mask[i], cens[i], code, a, b)
