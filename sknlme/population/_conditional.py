@@ -102,16 +102,27 @@ def conditional_mode_proposals(objective, model, study, x, seed, ess=None):
     prior_cov = np.diag((_HELD_SD * np.sqrt(_training_variances(model))) ** 2)
     prior_cov[np.ix_(re, re)] = psi
     starts = _starts(objective, x, low, means)
-    mode, cov, _ = laplace_approximations(
-        model, study.take(low), starts, random_state=seed, prior=(means, prior_cov)
+    mode, cov, _, precision = laplace_approximations(
+        model,
+        study.take(low),
+        starts,
+        random_state=seed,
+        prior=(means, prior_cov),
+        return_precision=True,
     )
-    prior = (means[:, re], psi)
-    trial = objective.with_gaussians(low, mode, cov, prior=prior)
+    # the prior has no blocks between the random effects and the held parameters, so
+    # the precision's are the likelihood's: the proposals then follow those parameters
+    # linearly (without, on a 100-subject two-compartment study with V2 held, each
+    # polish stopped where the proposals of its start pointed: log V2 4.40, 4.47,
+    # 4.53, 4.59 in four rounds, SE 0.025)
+    cross = (precision[:, re][:, :, objective.fe], means[:, objective.fe])
+    trial = objective.with_gaussians(low, mode, cov, prior=(means[:, re], psi), cross=cross)
     better = probe_ess(trial, x, seed, rows=low) > ess[low]
     if not better.any():
         return objective, none
     keep = (means[better][:, re], psi)
-    out = objective.with_gaussians(low[better], mode[better], cov[better], prior=keep)
+    cross = (cross[0][better], cross[1][better])
+    out = objective.with_gaussians(low[better], mode[better], cov[better], prior=keep, cross=cross)
     return out, low[better]
 
 

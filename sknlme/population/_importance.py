@@ -15,8 +15,10 @@ take their population value ``m_i`` exactly (no variance floor). The proposal
 ``theta``, from a Gaussian approximation of the likelihood that the network
 provides: with ``q(psi | y_i) ~ N(mu_q, S_q)`` (moments of its draws) and the
 training prior ``N(mu_0, S_0)``, the likelihood is ``~ N`` with precision
-``Lam_i = S_q^-1 - S_0^-1`` and shift ``eta_i = S_q^-1 mu_q - S_0^-1 mu_0``,
-so ``g_i`` has precision ``Lam_i + Psi^-1`` and mean
+``Lam_i = S_q^-1 - S_0^-1`` and shift ``eta_i = S_q^-1 mu_q - S_0^-1 mu_0``
+(for conditional-mode proposals, see ``_conditional``, the shift follows the
+parameters without random effect through the likelihood's curvature between
+them), so ``g_i`` has precision ``Lam_i + Psi^-1`` and mean
 ``(Lam_i + Psi^-1)^-1 (eta_i + Psi^-1 m_i)``; a fifth of the draws come
 from the population distribution ``N(m_i, Psi)`` itself, a defensive mixture
 that bounds every weight. The proposal follows ``theta``
@@ -40,7 +42,14 @@ from ..simulate import draw_seed, keyed_standard_normal
 from ._base import BaseObjective, population_means
 from ._central import CentralGradient
 from ._importance_general import general_proposal
-from ._proposal import gaussian_likelihoods, keyed_t_draws, likelihood_gaussians, t_proposal
+from ._proposal import (
+    conditioned_shift,
+    keyed_t_draws,
+    likelihood_gaussians,
+    marginal_likelihood_gaussians,
+    posterior_likelihoods,
+    t_proposal,
+)
 from ._sharding import RowShards
 from ._weighted import WeightedDraws
 
@@ -130,13 +139,13 @@ class ImportanceObjective(CentralGradient, WeightedDraws, BaseObjective):
         mean = np.asarray(model.prior_mean, dtype=float)
         cov = np.asarray(model.prior_cov, dtype=float)
         cov = np.diag(cov) if cov.ndim == 1 else cov
-        self._prior_re = (mean[self.re], cov[np.ix_(self.re, self.re)])
+        self._prior_full = (mean, cov)  # the training prior
         if self.re.size:
-            samples = base.samples[:, :, self.re]
             # a box prior is flat inside: likelihood precision = posterior precision
             flat = getattr(getattr(model, "prior", None), "kind", "normal") != "normal"
-            prior_cov = None if flat else self._prior_re[1]
-            self._lam, self._eta = likelihood_gaussians(samples, self._prior_re[0], prior_cov)
+            self._lam, self._eta, self._lam_rf = marginal_likelihood_gaussians(
+                base.samples, self.re, mean, None if flat else cov
+            )
         self.n, self.d = base.n, len(names)
         self.shards = RowShards(None)
         self._draw_base(n_draws, random_state)
@@ -183,15 +192,16 @@ class ImportanceObjective(CentralGradient, WeightedDraws, BaseObjective):
         new._draw_base(n_draws, random_state)
         return new
 
-    def with_gaussians(self, rows, mean, cov, prior_inflation=1.0, prior=None):
-        """The same objective with the proposals of individuals ``rows`` built from
-        Gaussian posteriors ``N(mean, cov)`` (e.g. Laplace approximations) instead of
-        the draws' moments; same standardised draws. ``prior_inflation`` is
-        the factor (scalar or per parameter) on the training prior's covariance
-        under which these
-        posteriors are (see :func:`sknlme.population.laplace_approximations`);
-        ``prior``, if given, is that prior instead, on the random effects:
-        ``(mean (r,) or (len(rows), r), cov (r, r))``.
+    def with_gaussians(self, rows, mean, cov, prior_inflation=1.0, prior=None, cross=None):
+        """The same objective with the proposals of ``rows`` from Gaussian posteriors.
+
+        ``N(mean, cov)`` (e.g. Laplace approximations) replace the draws' moments;
+        same standardised draws. These posteriors are under the training prior with its
+        covariance scaled by ``prior_inflation`` (see
+        :func:`sknlme.population.laplace_approximations`), or under ``prior`` on the
+        random effects: ``(mean (r,) or (len(rows), r), cov (r, r))``, the others held
+        at ``cross[1]`` (len(rows), f), where the likelihood precision's block between
+        the two is ``cross[0]`` (len(rows), r, f) (zero when None).
 
         Examples
         --------
@@ -214,15 +224,15 @@ class ImportanceObjective(CentralGradient, WeightedDraws, BaseObjective):
         rows = np.asarray(rows, dtype=np.intp).reshape(-1)
         new = copy.copy(self)
         if self.re.size and rows.size:
-            mean = np.asarray(mean, dtype=float)[:, self.re]
-            cov = np.asarray(cov, dtype=float)[:, self.re][:, :, self.re]
-            new._lam, new._eta = self._lam.copy(), self._eta.copy()
-            prior_mean, prior_cov = self._prior_re
-            f = np.broadcast_to(np.asarray(prior_inflation, dtype=float), (self.d,))[self.re]
-            prior_cov = prior_cov * np.sqrt(np.outer(f, f))
-            if prior is not None:
-                prior_mean, prior_cov = prior
-            new._lam[rows], new._eta[rows] = gaussian_likelihoods(mean, cov, prior_mean, prior_cov)
+            if prior is None:  # all parameters free: the training prior, widened
+                f = np.broadcast_to(np.asarray(prior_inflation, dtype=float), (self.d,))
+                prior_cov = self._prior_full[1] * np.sqrt(np.outer(f, f))
+                prior = (self._prior_full[0][self.re], prior_cov[np.ix_(self.re, self.re)])
+            found = posterior_likelihoods(mean, cov, self.re, prior, cross)
+            new._lam, new._eta, new._lam_rf = (
+                a.copy() for a in (self._lam, self._eta, self._lam_rf)
+            )
+            new._lam[rows], new._eta[rows], new._lam_rf[rows] = found
         new._cache = new._draws_cache = (None, None)
         new._shard_token = None
         return new
@@ -290,7 +300,7 @@ class ImportanceObjective(CentralGradient, WeightedDraws, BaseObjective):
                 self._std[rows],
                 self._log_t0[rows],
                 self._lam[rows],
-                self._eta[rows],
+                self._eta_given(rows, means),
                 means[:, :, self.re],
                 psi_cov,
                 self.inflation,
@@ -299,6 +309,10 @@ class ImportanceObjective(CentralGradient, WeightedDraws, BaseObjective):
             )
             phi[..., self.re] = psi.transpose(1, 0, 2, 3)
         return phi, log_ratio
+
+    def _eta_given(self, rows, means):
+        """Likelihood shifts of individuals ``rows`` given the others at ``means`` (b, n, d)."""
+        return conditioned_shift(self._eta[rows], self._lam_rf[rows], means[:, :, self.fe])
 
     def _loglik(self, flat, rows, ratio):
         """The model's log-likelihoods (n, M) of draws ``flat`` (n, M, d) of individuals ``rows``.
@@ -325,10 +339,8 @@ class ImportanceObjective(CentralGradient, WeightedDraws, BaseObjective):
     def _values(self, xs):
         """Negative log-likelihoods at the rows of ``xs`` (b, n_x), in blocks of bounded size.
 
-        Blocks hold at most ``_BATCH_DRAWS`` draws: several parameter vectors,
-        or blocks of individuals when one vector's ``n K`` draws are more; the
-        sum over individuals is taken over all of them at once, so the value
-        does not depend on the blocks (nor on where they ran, see ``shards``).
+        Blocks of at most ``_BATCH_DRAWS`` draws (vectors, or individuals); the sum is
+        taken over all at once: the value depends neither on blocks nor ``shards``.
         """
         size = max(1, _BATCH_DRAWS // (self.n * self.K))
         terms = np.empty((len(xs), self.n))

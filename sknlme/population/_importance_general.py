@@ -45,7 +45,7 @@ def general_proposal(obj, xs, rows):
                 obj._std[at],
                 obj._log_t0[at],
                 obj._lam[at],
-                obj._eta[at],
+                obj._eta_given(at, means[None, sel])[0],
                 means[None, sel][:, :, re],
                 np.diag(var[g])[None],
                 obj.inflation,

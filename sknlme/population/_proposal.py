@@ -14,7 +14,15 @@ from .._numerics import LOG_2PI
 from ..simulate import keyed_standard_normal, keyed_standard_t
 from ._proposal_kernel import t_mixture
 
-__all__ = ["gaussian_likelihoods", "keyed_t_draws", "likelihood_gaussians", "t_proposal"]
+__all__ = [
+    "conditioned_shift",
+    "gaussian_likelihoods",
+    "keyed_t_draws",
+    "likelihood_gaussians",
+    "marginal_likelihood_gaussians",
+    "posterior_likelihoods",
+    "t_proposal",
+]
 
 _KEYED_ROWS = 4096  # individuals per block of keyed proposal normals
 
@@ -59,6 +67,78 @@ def likelihood_gaussians(draws, prior_mean, prior_cov, min_precision=1e-8):
     centred = draws - mean[:, None, :]
     cov = np.einsum("nkr,nks->nrs", centred, centred) / (K - 1)
     return gaussian_likelihoods(mean, cov, prior_mean, prior_cov, min_precision)
+
+
+def marginal_likelihood_gaussians(draws, re, prior_mean, prior_cov):
+    """As :func:`likelihood_gaussians` on the random effects ``re`` of ``draws`` (n, K, d),
+    with a zero block ``lam_rf`` (n, r, d - r) between them and the others.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> draws = np.random.default_rng(0).normal(size=(2, 50, 3))
+    >>> [a.shape for a in marginal_likelihood_gaussians(draws, [0, 2], np.zeros(3), np.eye(3))]
+    [(2, 2, 2), (2, 2), (2, 2, 1)]
+    """
+    draws = np.asarray(draws, dtype=float)
+    re = np.asarray(re, dtype=int)
+    prior_mean = np.asarray(prior_mean, dtype=float)[re]
+    if prior_cov is not None:
+        prior_cov = np.asarray(prior_cov, dtype=float)
+        prior_cov = np.diag(prior_cov) if prior_cov.ndim == 1 else prior_cov
+        prior_cov = prior_cov[np.ix_(re, re)]
+    lam, eta = likelihood_gaussians(draws[:, :, re], prior_mean, prior_cov)
+    return lam, eta, np.zeros((*eta.shape, draws.shape[2] - re.size))
+
+
+def posterior_likelihoods(mean, cov, re, prior, cross=None):
+    """``(lam, eta, lam_rf)`` of the random effects from Gaussian posteriors ``N(mean, cov)``.
+
+    Under ``prior`` on the random effects (``(mean (r,) or (n, r), cov (r, r))``), the
+    others held at ``cross[1]`` (n, f) where the likelihood precision's block between
+    the two is ``cross[0]`` (n, r, f) (zero when ``cross`` is None): the proposals
+    then follow the others linearly.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> lam, eta, lam_rf = posterior_likelihoods(
+    ...     [[0.5, 1.0]], [[[0.5, 0.0], [0.0, 1.0]]], [0], ([0.0], [[1.0]]),
+    ...     cross=(np.full((1, 1, 1), 0.5), np.ones((1, 1))))
+    >>> # at the held value 1 the shift is the posterior's: lam 1, centre 1
+    >>> float(lam[0, 0, 0]), float(conditioned_shift(eta, lam_rf, np.ones((1, 1, 1)))[0, 0, 0])
+    (1.0, 1.0)
+    """
+    mean, cov = np.asarray(mean, dtype=float), np.asarray(cov, dtype=float)
+    re = np.asarray(re, dtype=int)
+    n, d = mean.shape
+    lam, eta = gaussian_likelihoods(mean[:, re], cov[:, re][:, :, re], *prior)
+    if cross is None:
+        return lam, eta, np.zeros((n, re.size, d - re.size))
+    lam_rf = np.asarray(cross[0], dtype=float)
+    # the shift at the held values is the one just found
+    return (
+        lam,
+        eta + np.sum(lam_rf * np.asarray(cross[1], dtype=float)[:, None, :], axis=-1),
+        lam_rf,
+    )
+
+
+def conditioned_shift(eta, lam_rf, phi_fix):
+    """``eta - lam_rf phi_f``: the shifts (b, n, r) given ``phi_fix`` (b, n, f).
+
+    ``lam_rf`` None (no parameter without random effect) gives ``eta`` for each of the b.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> conditioned_shift(np.ones((1, 1)), np.full((1, 1, 1), 2.0), np.ones((3, 1, 1)))[:, 0, 0]
+    array([-1., -1., -1.])
+    """
+    if lam_rf is None or lam_rf.shape[-1] == 0:
+        return np.broadcast_to(eta, (phi_fix.shape[0], *np.shape(eta)))
+    # broadcast products (no BLAS): row i depends on individual i alone, bit for bit
+    return eta - np.sum(lam_rf[None] * phi_fix[:, :, None, :], axis=-1)
 
 
 def gaussian_likelihoods(mean, cov, prior_mean, prior_cov, min_precision=1e-8):

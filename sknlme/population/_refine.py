@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
@@ -10,7 +11,7 @@ from ._conditional import conditional_mode_proposals
 from ._fallback import low_ess_fallback, moment_start
 from ._fixed_point import expanded_surrogate, run_fixed_proposal
 from ._importance import ImportanceObjective
-from ._multistart import distinct_optima, run_multistart, successful_starts
+from ._multistart import distinct_optima, run_multistart, start_failed, successful_starts
 from ._rescoring import adaptive_rescorer
 from ._sharding import RowShards, close_client, resolve_client
 
@@ -19,6 +20,8 @@ __all__ = ["importance_fit", "refine"]
 N_REFINE = 3  # best amortized end points refined
 HESSIAN_DRAWS = 2**18  # draws in all for the Hessian (its surrogate: 1 + 2 f + f (f - 1) passes)
 _POLISH_SALT = 0x9E3779B1
+CONDITIONAL_ROUNDS = 3  # polishes, each after conditional-mode proposals at the last one's end
+_MOVED = 0.01  # largest move of the polish (absolute, log scale) that ends the rounds
 
 
 def refine(objective, model, study, ok, samples, fallback, seed, multistart):
@@ -26,7 +29,9 @@ def refine(objective, model, study, ok, samples, fallback, seed, multistart):
 
     Rounds of refinement, each after low-ESS individuals got their Laplace
     proposals (a second round only where the refined estimate finds more),
-    then a polish on draws enough for an MC SE of 0.1.
+    then a polish on draws enough for an MC SE of 0.1, repeated (up to
+    ``CONDITIONAL_ROUNDS`` in all) after conditional-mode proposals at its end
+    while it moves the estimate by more than ``_MOVED``.
 
     Returns
     -------
@@ -89,7 +94,45 @@ def refine(objective, model, study, ok, samples, fallback, seed, multistart):
         result = _optimise(objective, lb, ub, starts[:1], multistart)
         ok, failed_refine = successful_starts(result, stacklevel=5)
         failed += failed_refine
+        objective, result, ok = _conditional_rounds(
+            objective, model, study, at, ok, result, seed, multistart
+        )
     return objective, result, ok, failed, fallback
+
+
+def _conditional_rounds(objective, model, study, at, ok, result, seed, multistart):
+    """Polishes again after conditional-mode proposals at the last polish's end.
+
+    The conditional modes were taken with the parameters without random effect at
+    ``at``; their proposals follow those only linearly, so where the polish moved
+    them by more than ``_MOVED`` the proposals are taken again there. A polish that
+    fails (no fixed point: the likelihood rising along a ridge) keeps the last one's
+    end, with a warning.
+    """
+    lb, ub = objective.bounds
+    for _ in range(CONDITIONAL_ROUNDS - 1):
+        new = ok[0].x
+        if not objective.fe.size or np.max(np.abs(new - at), initial=0.0) <= _MOVED:
+            break
+        at = new
+        trial, moved = conditional_mode_proposals(objective, model, study, at, seed)
+        if not moved.size:
+            break
+        again = _optimise(trial, lb, ub, [at], multistart)
+        if all(start_failed(r) for r in again.optimize_result.list):
+            warnings.warn(
+                "the importance refinement did not settle after new conditional-mode "
+                f"proposals ({again.optimize_result.list[0].message}); the estimate is "
+                "the previous polish's, and the likelihood may rise further along a "
+                "ridge (a parameter the data do not determine, or a variance going "
+                "to its bound): check profile() and the standard errors",
+                RuntimeWarning,
+                stacklevel=6,
+            )
+            break
+        objective, result = trial, again
+        ok, _ = successful_starts(result, stacklevel=6)
+    return objective, result, ok
 
 
 def _optimise(objective, lb, ub, starts, multistart):

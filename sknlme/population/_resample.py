@@ -32,6 +32,7 @@ _IMPORTANCE_ROWS = (
     "_keys",
     "_lam",
     "_eta",
+    "_lam_rf",
     "_std",
     "_log_t0",
     "_pop_std",

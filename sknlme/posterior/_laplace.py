@@ -79,7 +79,7 @@ def _derivatives(f, d, h):
     return grad, H
 
 
-def _preferred_images(model, mode, cov):
+def _preferred_images(model, mode, cov, precision):
     """Each mode replaced by the image under the model's likelihood symmetries that the
     training prior prefers (the likelihood is the same at all of them).
 
@@ -91,10 +91,10 @@ def _preferred_images(model, mode, cov):
     """
     symmetries = [np.asarray(p, dtype=np.intp) for p in model.likelihood_symmetries]
     if not symmetries:
-        return mode, cov
+        return mode, cov, precision
     mean, prior_cov = _prior(model)
     var = np.diag(prior_cov)
-    mode, cov = mode.copy(), cov.copy()
+    mode, cov, precision = mode.copy(), cov.copy(), precision.copy()
 
     def score(x, group):
         rel = x[:, group] - x[:, group].mean(axis=1, keepdims=True)
@@ -107,11 +107,19 @@ def _preferred_images(model, mode, cov):
         better = score(image, group) > score(mode, group)
         mode[better] = image[better]
         cov[better] = cov[better][:, perm][:, :, perm]
-    return mode, cov
+        precision[better] = precision[better][:, perm][:, :, perm]
+    return mode, cov, precision
 
 
 def laplace_approximations(
-    model, study, starts=None, rel_step=1e-3, random_state=0, prior_inflation=1.0, prior=None
+    model,
+    study,
+    starts=None,
+    rel_step=1e-3,
+    random_state=0,
+    prior_inflation=1.0,
+    prior=None,
+    return_precision=False,
 ):
     """Posterior modes and Laplace covariances of individuals under the training prior.
 
@@ -141,6 +149,11 @@ def laplace_approximations(
         population distribution at an estimate (its conditional modes);
         ``prior_inflation`` is then ignored. The 32 random starts are its draws;
         finite-difference steps still scale with the training prior's SDs.
+    return_precision : bool, default=False
+        Also return the negative Hessian of the log posterior at the mode, not
+        floored: with a prior that holds some parameters tight, its blocks between
+        those and the others are the likelihood's, which its inverse ``cov`` no
+        longer resolves.
 
     Returns
     -------
@@ -151,6 +164,8 @@ def laplace_approximations(
     ok : ndarray of shape (n,), bool
         Whether the ascent reached a finite mode with a negative definite
         Hessian and a gradient small against the curvature.
+    precision : ndarray of shape (n, d, d)
+        With ``return_precision``.
 
     Examples
     --------
@@ -244,8 +259,7 @@ def laplace_approximations(
         active[rows[done]] = False
     w, V = np.linalg.eigh(-H)
     cov = np.einsum("nij,nj,nkj->nik", V, 1.0 / np.maximum(w, floor), V)
-    x, cov = _preferred_images(model, x, cov)
-    ok = np.isfinite(fx) & np.all(w > floor, axis=1) & ~active
     newton = np.einsum("ni,nij,nj->n", grad, cov, grad)  # squared Newton decrement
-    ok &= newton < 1e-2
-    return x, cov, ok
+    x, cov, precision = _preferred_images(model, x, cov, -H)
+    ok = np.isfinite(fx) & np.all(w > floor, axis=1) & ~active & (newton < 1e-2)
+    return (x, cov, ok, precision) if return_precision else (x, cov, ok)
