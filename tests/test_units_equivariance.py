@@ -290,6 +290,16 @@ def test_default_fit_equivariant(rescaling, identified_study):
     assert b.predict(Y).shape == (len(Y), model.n_params)
 
 
+def test_default_fit_on_a_ridge_warns(rescaling, study):
+    """``study`` (parameters from the training prior, 8 samples to 24 h) has its exact
+    likelihood rising along a ridge (see ``identified_study``): in mg/L/h the polish
+    after new conditional-mode proposals finds no fixed point (30 re-centrings at the
+    trust box's edge), and the fit keeps the previous polish's end, saying so."""
+    X, _ = study
+    with pytest.warns(RuntimeWarning, match="did not settle after new conditional-mode"):
+        NLMEPopulationEstimator(rescaling[1], n_samples=30, n_starts=2, random_state=0).fit(X)
+
+
 # ------------------------------------------------------------ (d) save and load
 def test_save_load_keeps_rescaling(rescaling, tmp_path):
     model, post, X = rescaling
