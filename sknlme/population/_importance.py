@@ -46,7 +46,6 @@ from ._proposal import (
     conditioned_shift,
     keyed_t_draws,
     likelihood_gaussians,
-    marginal_likelihood_gaussians,
     posterior_likelihoods,
     t_proposal,
 )
@@ -143,9 +142,11 @@ class ImportanceObjective(CentralGradient, WeightedDraws, BaseObjective):
         if self.re.size:
             # a box prior is flat inside: likelihood precision = posterior precision
             flat = getattr(getattr(model, "prior", None), "kind", "normal") != "normal"
-            self._lam, self._eta, self._lam_rf = marginal_likelihood_gaussians(
-                base.samples, self.re, mean, None if flat else cov
-            )
+            prior_cov = None if flat else cov[np.ix_(self.re, self.re)]
+            samples = base.samples[:, :, self.re]
+            self._lam, self._eta = likelihood_gaussians(samples, mean[self.re], prior_cov)
+            # the network's draws carry each individual's own value of the others: no block
+            self._lam_rf = np.zeros((base.n, self.re.size, self.fe.size))
         self.n, self.d = base.n, len(names)
         self.shards = RowShards(None)
         self._draw_base(n_draws, random_state)

@@ -19,7 +19,6 @@ __all__ = [
     "gaussian_likelihoods",
     "keyed_t_draws",
     "likelihood_gaussians",
-    "marginal_likelihood_gaussians",
     "posterior_likelihoods",
     "t_proposal",
 ]
@@ -67,28 +66,6 @@ def likelihood_gaussians(draws, prior_mean, prior_cov, min_precision=1e-8):
     centred = draws - mean[:, None, :]
     cov = np.einsum("nkr,nks->nrs", centred, centred) / (K - 1)
     return gaussian_likelihoods(mean, cov, prior_mean, prior_cov, min_precision)
-
-
-def marginal_likelihood_gaussians(draws, re, prior_mean, prior_cov):
-    """As :func:`likelihood_gaussians` on the random effects ``re`` of ``draws`` (n, K, d),
-    with a zero block ``lam_rf`` (n, r, d - r) between them and the others.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> draws = np.random.default_rng(0).normal(size=(2, 50, 3))
-    >>> [a.shape for a in marginal_likelihood_gaussians(draws, [0, 2], np.zeros(3), np.eye(3))]
-    [(2, 2, 2), (2, 2), (2, 2, 1)]
-    """
-    draws = np.asarray(draws, dtype=float)
-    re = np.asarray(re, dtype=int)
-    prior_mean = np.asarray(prior_mean, dtype=float)[re]
-    if prior_cov is not None:
-        prior_cov = np.asarray(prior_cov, dtype=float)
-        prior_cov = np.diag(prior_cov) if prior_cov.ndim == 1 else prior_cov
-        prior_cov = prior_cov[np.ix_(re, re)]
-    lam, eta = likelihood_gaussians(draws[:, :, re], prior_mean, prior_cov)
-    return lam, eta, np.zeros((*eta.shape, draws.shape[2] - re.size))
 
 
 def posterior_likelihoods(mean, cov, re, prior, cross=None):
