@@ -66,15 +66,19 @@ def _output_codes(df, cmt_col, obs, outputs, id_col):
     if sorted(set(mapping.values())) != list(range(k)):
         raise ValueError(f"outputs must map CMT values onto 0..k-1, got {mapping}")
     codes = np.full(len(df), -1)
-    for pos in np.flatnonzero(obs):
-        value = cmt.iloc[pos]
-        if value not in mapping:
-            raise ValueError(
-                f"column {_show(cmt_col)} has value {_show(value)} at "
-                f"{_where(df, pos, id_col)}, which is "
-                f"not one of the outputs {list(mapping)}"
-            )
-        codes[pos] = mapping[value]
+    rows = np.flatnonzero(obs)
+    # one vectorised lookup: a per-row loop took 0.13 s of a 0.2 s read of
+    # 1,000 individuals (11,000 observations)
+    mapped = cmt.iloc[rows].map(mapping).to_numpy(dtype=float, na_value=np.nan)
+    unknown = np.isnan(mapped)
+    if unknown.any():
+        pos = int(rows[np.flatnonzero(unknown)[0]])
+        raise ValueError(
+            f"column {_show(cmt_col)} has value {_show(cmt.iloc[pos])} at "
+            f"{_where(df, pos, id_col)}, which is "
+            f"not one of the outputs {list(mapping)}"
+        )
+    codes[rows] = mapped.astype(int)
     return codes, k
 
 

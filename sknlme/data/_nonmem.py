@@ -80,7 +80,7 @@ def read_nonmem(path, **from_long_kwargs):
     text = "\n".join([header] + [lines[i].strip() for i in keep])
     try:
         df = pd.read_csv(
-            io.StringIO(text), na_values=["."], keep_default_na=True, engine="python", **options
+            io.StringIO(text), na_values=["."], keep_default_na=True, **options
         )
     except pd.errors.ParserError as err:
         raise ValueError(f"{path}: cannot parse the data lines: {err}") from err
