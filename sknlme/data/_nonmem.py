@@ -79,9 +79,7 @@ def read_nonmem(path, **from_long_kwargs):
         options = {"sep": r"\s+"}
     text = "\n".join([header] + [lines[i].strip() for i in keep])
     try:
-        df = pd.read_csv(
-            io.StringIO(text), na_values=["."], keep_default_na=True, **options
-        )
+        df = pd.read_csv(io.StringIO(text), na_values=["."], keep_default_na=True, **options)
     except pd.errors.ParserError as err:
         raise ValueError(f"{path}: cannot parse the data lines: {err}") from err
     df.columns = [str(c).strip() for c in df.columns]
