@@ -282,3 +282,32 @@ def test_conditional_mode_proposals_follow_the_parameters_without_random_effect(
     held._cache = held._draws_cache = (None, None)
     np.testing.assert_allclose(held.weights(x0), new.weights(x0), atol=1e-8)
     assert np.median(1.0 / np.sum(held.weights(x1) ** 2, axis=1)) < 0.05 * new.K
+
+
+def test_a_polish_still_moving_at_the_cap_warns(monkeypatch):
+    """The same rich study with the network's draws far too narrow, fitted by default.
+
+    Its first polish moves theta1 by about 0.08 from where the conditional-mode
+    proposals were taken, and some individuals' ESS is low at its end: the default
+    repeats the polish there (it then moves by less than 0.001) and says nothing; with
+    a single polish allowed the fit must say that it stopped while still moving, and
+    name individuals whose proposals are stale.
+    """
+    import warnings
+
+    from sknlme.population import NLMEPopulationEstimator, _refine
+
+    model = LinearGaussian(times=np.linspace(0.0, 1.0, 40), n_params=2, sigma=0.05)
+    X, _ = model.simulate(10, random_state=3)
+    post = ExactGaussianPosterior(model, cov_scale=1e-3).fit()
+
+    def fit():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            NLMEPopulationEstimator(post, random_effects=["theta0"], random_state=1).fit(X)
+        return [str(w.message) for w in caught if "still moving" in str(w.message)]
+
+    assert fit() == []
+    monkeypatch.setattr(_refine, "CONDITIONAL_ROUNDS", 1)
+    (message,) = fit()
+    assert "after 1 polish with" in message and "individuals (" in message

@@ -107,7 +107,8 @@ def _conditional_rounds(objective, model, study, at, ok, result, seed, multistar
     ``at``; their proposals follow those only linearly, so where the polish moved
     them by more than ``_MOVED`` the proposals are taken again there. A polish that
     fails (no fixed point: the likelihood rising along a ridge) keeps the last one's
-    end, with a warning.
+    end, with a warning; so does one that still moved by more than ``_MOVED`` when
+    ``CONDITIONAL_ROUNDS`` polishes are spent.
     """
     lb, ub = objective.bounds
     for _ in range(CONDITIONAL_ROUNDS - 1):
@@ -132,7 +133,37 @@ def _conditional_rounds(objective, model, study, at, ok, result, seed, multistar
             break
         objective, result = trial, again
         ok, _ = successful_starts(result, stacklevel=6)
+    else:
+        _warn_if_stale(objective, model, study, at, ok[0].x, seed)
     return objective, result, ok
+
+
+def _warn_if_stale(objective, model, study, at, end, seed):
+    """Warn where the last polish allowed ended with stale conditional-mode proposals.
+
+    Stale: the polish moved by more than ``_MOVED`` from ``at``, where its proposals
+    were taken, and some individuals would get new ones at its ``end`` (a Laplace
+    pass for the individuals of low ESS, on this capped path only).
+    """
+    move = np.abs(end - at)
+    if not objective.fe.size or np.max(move, initial=0.0) <= _MOVED:
+        return
+    _, rows = conditional_mode_proposals(objective, model, study, end, seed)
+    if not rows.size:
+        return
+    worst = int(np.argmax(move))
+    ids = ", ".join(repr(objective._ids[i]) for i in rows[:5])
+    warnings.warn(
+        f"the importance refinement was still moving after {CONDITIONAL_ROUNDS} "
+        f"polish{'es' * (CONDITIONAL_ROUNDS != 1)} with new conditional-mode proposals "
+        f"({objective.x_names[worst]} by "
+        f"{move[worst]:.3g} in the last), and the proposals of {rows.size} individuals "
+        f"({ids}{', ...' if rows.size > 5 else ''}) are no longer at their conditional "
+        "modes: the estimate may not be the maximum (a likelihood rising along a ridge, "
+        "a parameter the data do not determine): check profile() and the standard errors",
+        RuntimeWarning,
+        stacklevel=6,
+    )
 
 
 def _optimise(objective, lb, ub, starts, multistart):
