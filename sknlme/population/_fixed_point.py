@@ -211,7 +211,7 @@ def minimize_fixed_proposal(
     return (result, best_sur) if return_surrogate else result
 
 
-def expanded_surrogate(objective, x):
+def expanded_surrogate(objective, x, information_ratio=0.0):
     """The surrogate at ``x``, random effects of negligible variance expanded as fixed.
 
     Held at their draws, such a random effect's mean could not move inside a
@@ -220,12 +220,17 @@ def expanded_surrogate(objective, x):
     fixed point: theophylline's log ke stayed at -2.434 with its variance at the
     bound (log-likelihood -177.840); expanded, it moves to -2.459 (R nlme
     -2.455) and the log-likelihood rises to -177.727. The fit's Hessian comes
-    from this surrogate at the estimate too.
+    from this surrogate at the estimate too, with ``information_ratio`` set (see
+    ``WEAK_INFORMATION_RATIO`` in ``_taylor``): not inside the iteration, where a
+    variance expanded cannot move.
 
     Parameters
     ----------
     objective : ImportanceObjective
     x : ndarray of shape (n_x,)
+    information_ratio : float, default=0.0
+        Random effects whose variance is below this fraction of the individuals'
+        median likelihood variance are expanded too.
 
     Returns
     -------
@@ -245,7 +250,8 @@ def expanded_surrogate(objective, x):
     >>> expanded_surrogate(obj, obj.pack(cov=np.diag([1.0, 1e-9]))).fe.tolist()
     [1]
     """
-    return FixedProposalSurrogate(objective, x, negligible_random_effects(objective, x))
+    degenerate = negligible_random_effects(objective, x, information_ratio)
+    return FixedProposalSurrogate(objective, x, degenerate)
 
 
 def _noise(surrogate, x):

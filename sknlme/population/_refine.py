@@ -14,6 +14,7 @@ from ._importance import ImportanceObjective
 from ._multistart import distinct_optima, run_multistart, start_failed, successful_starts
 from ._rescoring import adaptive_rescorer
 from ._sharding import RowShards, close_client, resolve_client
+from ._taylor import WEAK_INFORMATION_RATIO
 
 __all__ = ["importance_fit", "refine"]
 
@@ -232,7 +233,9 @@ def importance_fit(
             # with random effects of negligible variance expanded as fixed parameters: held
             # at their draws, the mean of one could not move, and theophylline's log ke
             # (variance e^-20) got an SE of 0.0002 where R nlme reports 0.06
-            hessian_objective = expanded_surrogate(hessian_objective, chosen.x)
+            hessian_objective = expanded_surrogate(
+                hessian_objective, chosen.x, WEAK_INFORMATION_RATIO
+            )
     finally:
         shards.client = None  # later passes (predictions, profiles) run in this process
         close_client(client, owned)

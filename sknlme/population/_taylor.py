@@ -29,11 +29,24 @@ __all__ = [
 # random effects with an SD below this (log scale: 0.1 % between individuals) are held to
 # be absent when the draws are fixed (see FixedProposalSurrogate's ``degenerate``)
 NEGLIGIBLE_VAR = 1e-6
+# For the Hessian, also those whose variance is below this fraction of a typical
+# individual's likelihood variance (1 / lam_jj, the median over individuals). Held at
+# their draws, such a mean's curvature is 1 / Psi - Var_w(psi) / Psi^2 per individual,
+# two terms near 1 / Psi whose difference, about lam_jj, carries the MC error of the
+# weighted variance (sqrt(2 / ESS) relative): over the fit's 2**18 Hessian draws (ESS
+# about 0.4 of them, any N) that error is about 0.0044 / rho of the curvature, rho =
+# Psi lam_jj. Theophylline (shipped network, seeds 1 and 2): SD(log ke) 0.0022 and
+# 0.0013, rho 0.0045 and 0.0015, above NEGLIGIBLE_VAR, so held: Hessian eigenvalues
+# -4.8e3 and -3.4e4 and no SE for log ke (R nlme: 0.06); the other random effects had
+# rho 29-40. At 0.02 the error is at most a fifth of the curvature.
+WEAK_INFORMATION_RATIO = 0.02
 
 
-def negligible_random_effects(objective, x):
+def negligible_random_effects(objective, x, information_ratio=0.0):
     """Random effects (indices) whose variance at ``x`` is below ``NEGLIGIBLE_VAR``.
 
+    Or below ``information_ratio`` times the median over individuals of their
+    likelihood's conditional variance ``1 / lam_jj`` (see ``WEAK_INFORMATION_RATIO``).
     Diagonal covariances only (a sub-block of a full Cholesky factor is not the
     factor of the sub-covariance); none when all of them would be.
 
@@ -50,6 +63,9 @@ def negligible_random_effects(objective, x):
     >>> obj = ImportanceObjective(base, model, X, 5, random_state=0)
     >>> negligible_random_effects(obj, obj.pack(cov=np.diag([1.0, 1e-9]))).tolist()
     [1]
+    >>> x = obj.pack(cov=np.diag([1.0, 1e-4]))  # b: median lam_jj about 41, 1e-4 < 0.02 / 41
+    >>> negligible_random_effects(obj, x).tolist(), negligible_random_effects(obj, x, 0.02).tolist()
+    ([], [1])
     """
     layout = objective.layout
     none = np.array([], dtype=np.intp)
@@ -58,7 +74,12 @@ def negligible_random_effects(objective, x):
     _, _, L = layout.factors(np.asarray(x, dtype=float))
     var = np.einsum("ij,ij->i", L, L)
     re = np.asarray(objective.re, dtype=np.intp)
-    small = re[var[re] < NEGLIGIBLE_VAR]
+    threshold = np.full(re.size, NEGLIGIBLE_VAR)
+    if information_ratio > 0.0:
+        info = np.median(np.einsum("nii->ni", objective._lam), axis=0)
+        with np.errstate(divide="ignore"):
+            threshold = np.maximum(threshold, information_ratio / info)
+    small = re[var[re] < threshold]
     return small if small.size < re.size else none
 
 
