@@ -301,6 +301,25 @@ def test_likelihood_is_gaussian_with_m3_censoring(error):
     assert got == pytest.approx(want, rel=1e-10)
 
 
+def test_likelihood_does_not_depend_on_the_padding():
+    """An individual's likelihood alone equals its row beside a longer one.
+
+    The kernel stops at each row's last observed sample; the padding after it (the
+    last time repeated) and missing values inside and at the end must change nothing.
+    """
+    model = LinearCompartmental(2, "iv")
+    doses = [{"t": 0.0, "amt": 100.0}, {"t": 12.0, "amt": 100.0}]
+    nan = float("nan")
+    short = _records(doses, [0.5, 2.0, 8.0, 10.0], [1.4, nan, 0.6, nan], [False] * 4)
+    long = _records(doses[:1], np.linspace(0.25, 48.0, 12), np.full(12, 0.5), [False] * 12)
+    phi = np.broadcast_to(model.prior_mean, (2, 3, model.n_params)).copy()
+    phi[:, 1] += 0.3
+    alone = model.log_likelihood(phi[:1], make_individuals([short]))
+    padded = model.log_likelihood(phi, make_individuals([short, long]))
+    np.testing.assert_allclose(padded[:1], alone, rtol=1e-12)
+    assert np.all(np.isfinite(padded))
+
+
 def test_parameter_names_registry_and_priors():
     m = LinearCompartmental(3, "oral", lag=True, bioavailability=True, error="combined")
     assert m.param_names == (

@@ -359,11 +359,19 @@ def linear_pk_loglik(
     work = np.empty((n_chunks, dt.shape[1], 8))
     for c in numba.prange(n_chunks):
         for i in range(bounds[c], bounds[c + 1]):
+            # up to the last observed sample: the padding repeats the last time and
+            # costs O(doses) per sample (broad designs, 16 of 30 samples on average: a
+            # 100-subject two-compartment fit's passes went from 1.6 to 1.2 us per draw)
+            m = T
+            while m > 0 and not mask[i, m - 1]:
+                m -= 1
             for k in range(K):
                 _pk_row(
-                    pk[i, k], ncomp, times[i], dt[i], amt[i], dur[i], route[i], ss[i], ii[i],
-                    reset[i], lam[c], coef[c], buf[c], work[c],
+                    pk[i, k], ncomp, times[i, :m], dt[i], amt[i], dur[i], route[i], ss[i],
+                    ii[i], reset[i], lam[c], coef[c], buf[c, :m], work[c],
                 )  # fmt: skip
                 a, b = _error_scales(code, err[i, k])
-                out[i, k] = _m3_loglik_row(buf[c], values[i], mask[i], cens[i], code, a, b)
+                out[i, k] = _m3_loglik_row(
+                    buf[c, :m], values[i, :m], mask[i, :m], cens[i, :m], code, a, b
+                )
     return out
